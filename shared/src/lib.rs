@@ -1,0 +1,7 @@
+//! `transfer`: the library both oss2s3 functions are built on.
+//!
+//! It holds the OSS client (reqwest, Signature V4), the S3 side, the replication task message
+//! format and the copy engine. The functions themselves are thin adapters around it.
+
+pub mod crc64;
+pub mod oss;
