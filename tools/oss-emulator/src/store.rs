@@ -1,0 +1,455 @@
+//! Object storage: in memory by default, or files in a data directory (one data file and one
+//! JSON metadata sidecar per object) when asked.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use bytes::{Bytes, BytesMut};
+use futures::stream::{self, BoxStream, StreamExt};
+use http_body_util::BodyExt;
+use md5::{Digest, Md5};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use transfer::crc64::{self, Crc64};
+
+use crate::error::OssError;
+use crate::faults::lock;
+
+/// Chunk size for streaming object data out.
+const CHUNK: usize = 64 * 1024;
+
+/// An object's bytes.
+#[derive(Debug, Clone)]
+pub(crate) enum Blob {
+    /// Held in memory; ranges are served as slices without copying.
+    Memory(Bytes),
+    /// A file in the data directory.
+    File { path: PathBuf, len: u64 },
+}
+
+impl Blob {
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            Blob::Memory(b) => b.len() as u64,
+            Blob::File { len, .. } => *len,
+        }
+    }
+
+    /// Streams `len` bytes from `start`. A file is opened before this returns, so a later
+    /// overwrite of the object does not change what this stream yields.
+    pub(crate) async fn stream(
+        &self,
+        start: u64,
+        len: u64,
+    ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
+        match self {
+            Blob::Memory(bytes) => {
+                let slice = bytes.slice(start as usize..(start + len) as usize);
+                let chunks: Vec<io::Result<Bytes>> = (0..slice.len())
+                    .step_by(CHUNK)
+                    .map(|at| Ok(slice.slice(at..(at + CHUNK).min(slice.len()))))
+                    .collect();
+                Ok(stream::iter(chunks).boxed())
+            }
+            Blob::File { path, .. } => {
+                let mut file = tokio::fs::File::open(path).await?;
+                file.seek(io::SeekFrom::Start(start)).await?;
+                Ok(tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK).boxed())
+            }
+        }
+    }
+}
+
+/// Bytes written into storage with their digests.
+#[derive(Debug)]
+pub(crate) struct Ingested {
+    pub(crate) blob: Blob,
+    pub(crate) md5: [u8; 16],
+    pub(crate) crc64: u64,
+}
+
+/// An object's metadata; in data-dir mode also its sidecar file's content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ObjectMeta {
+    pub(crate) key: String,
+    pub(crate) size: u64,
+    /// Upper-case hex, no quotes (`…-N` for multipart).
+    pub(crate) etag: String,
+    pub(crate) crc64: u64,
+    /// Normal, Multipart, Appendable or Symlink.
+    pub(crate) object_type: String,
+    pub(crate) storage_class: String,
+    pub(crate) last_modified_ms: i64,
+    /// Content headers and `x-oss-meta-*`, lower-case names, raw values.
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    pub(crate) restore: Option<RestoreState>,
+    pub(crate) symlink_target: Option<String>,
+    /// The data file's name, in data-dir mode.
+    pub(crate) data_file: Option<String>,
+}
+
+impl ObjectMeta {
+    pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub(crate) fn content_type(&self) -> String {
+        self.header("content-type")
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_else(|| "application/octet-stream".to_owned())
+    }
+}
+
+/// A restore request on an archived object.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct RestoreState {
+    /// When the restored copy becomes readable (ms since the epoch).
+    pub(crate) ready_at_ms: i64,
+    /// When the restored copy expires (ms since the epoch).
+    pub(crate) expiry_ms: i64,
+}
+
+/// An object: metadata and bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct Object {
+    pub(crate) meta: ObjectMeta,
+    pub(crate) blob: Blob,
+}
+
+/// One uploaded part of a multipart upload.
+#[derive(Debug, Clone)]
+pub(crate) struct Part {
+    pub(crate) md5: [u8; 16],
+    pub(crate) crc64: u64,
+    pub(crate) blob: Blob,
+    pub(crate) last_modified_ms: i64,
+}
+
+/// A multipart upload in progress.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub(crate) key: String,
+    pub(crate) initiated_ms: i64,
+    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    pub(crate) storage_class: String,
+    pub(crate) parts: BTreeMap<u32, Part>,
+}
+
+/// A bucket's objects and uploads.
+#[derive(Debug, Default)]
+pub(crate) struct Bucket {
+    pub(crate) objects: BTreeMap<String, Object>,
+    pub(crate) uploads: BTreeMap<String, Upload>,
+}
+
+/// All buckets.
+#[derive(Debug)]
+pub(crate) struct Store {
+    data_dir: Option<PathBuf>,
+    pub(crate) buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+/// A fresh random name for temporary and data files.
+fn nonce() -> String {
+    hex::encode(rand::random::<[u8; 12]>())
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+impl Store {
+    /// A store for `buckets`; in data-dir mode, objects already on disk are loaded.
+    pub(crate) fn open(buckets: &[String], data_dir: Option<PathBuf>) -> io::Result<Self> {
+        let mut map = HashMap::new();
+        for name in buckets {
+            let mut bucket = Bucket::default();
+            if let Some(dir) = &data_dir {
+                let objects = dir.join(name).join("objects");
+                std::fs::create_dir_all(&objects)?;
+                let _ = std::fs::remove_dir_all(dir.join(name).join("tmp"));
+                let _ = std::fs::remove_dir_all(dir.join(name).join("uploads"));
+                std::fs::create_dir_all(dir.join(name).join("tmp"))?;
+                for entry in std::fs::read_dir(&objects)? {
+                    let path = entry?.path();
+                    if path.extension().is_some_and(|e| e == "json") {
+                        let meta: ObjectMeta = match std::fs::read(&path)
+                            .ok()
+                            .and_then(|b| serde_json::from_slice(&b).ok())
+                        {
+                            Some(meta) => meta,
+                            None => {
+                                tracing::warn!(path = %path.display(), "unreadable metadata sidecar skipped");
+                                continue;
+                            }
+                        };
+                        let blob = match &meta.data_file {
+                            Some(file) => Blob::File {
+                                path: objects.join(file),
+                                len: meta.size,
+                            },
+                            None => Blob::Memory(Bytes::new()),
+                        };
+                        bucket
+                            .objects
+                            .insert(meta.key.clone(), Object { meta, blob });
+                    }
+                }
+            }
+            map.insert(name.clone(), bucket);
+        }
+        Ok(Self {
+            data_dir,
+            buckets: Mutex::new(map),
+        })
+    }
+
+    pub(crate) fn has_bucket(&self, bucket: &str) -> bool {
+        lock(&self.buckets).contains_key(bucket)
+    }
+
+    pub(crate) fn bucket_names(&self) -> Vec<String> {
+        lock(&self.buckets).keys().cloned().collect()
+    }
+
+    pub(crate) fn get(&self, bucket: &str, key: &str) -> Option<Object> {
+        lock(&self.buckets)
+            .get(bucket)
+            .and_then(|b| b.objects.get(key))
+            .cloned()
+    }
+
+    fn tmp_path(&self, bucket: &str) -> Option<PathBuf> {
+        self.data_dir
+            .as_ref()
+            .map(|d| d.join(bucket).join("tmp").join(nonce()))
+    }
+
+    /// Reads a request body into storage, hashing as it goes; also returns the byte count.
+    pub(crate) async fn ingest<B>(&self, bucket: &str, body: B) -> Result<(Ingested, u64), OssError>
+    where
+        B: http_body::Body<Data = Bytes> + Unpin,
+        B::Error: std::fmt::Display,
+    {
+        let mut sink = Sink::new(self.tmp_path(bucket)).await?;
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                OssError::new(
+                    http::StatusCode::BAD_REQUEST,
+                    "IncompleteBody",
+                    format!("the request body could not be read: {e}"),
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                sink.write(data).await?;
+            }
+        }
+        let received = sink.len;
+        Ok((sink.finish().await?, received))
+    }
+
+    /// Concatenates blobs into a new blob (multipart completion, append, replace).
+    pub(crate) async fn concat(
+        &self,
+        bucket: &str,
+        blobs: &[Blob],
+        transform: Option<fn(u8) -> u8>,
+    ) -> Result<Ingested, OssError> {
+        let mut sink = Sink::new(self.tmp_path(bucket)).await?;
+        for blob in blobs {
+            let mut stream = blob
+                .stream(0, blob.len())
+                .await
+                .map_err(|e| OssError::internal(format!("reading stored data: {e}")))?;
+            while let Some(chunk) = stream.next().await {
+                let chunk =
+                    chunk.map_err(|e| OssError::internal(format!("reading stored data: {e}")))?;
+                let chunk = match transform {
+                    Some(f) => chunk.iter().map(|&b| f(b)).collect::<Vec<u8>>().into(),
+                    None => chunk,
+                };
+                sink.write(chunk).await?;
+            }
+        }
+        sink.finish().await
+    }
+
+    /// Stores an object, replacing any previous one. Returns the previous object.
+    pub(crate) fn put(
+        &self,
+        bucket: &str,
+        mut meta: ObjectMeta,
+        blob: Blob,
+    ) -> Result<Option<Object>, OssError> {
+        let mut buckets = lock(&self.buckets);
+        let objects = &mut buckets
+            .get_mut(bucket)
+            .ok_or_else(OssError::no_such_bucket)?
+            .objects;
+        let blob = match (&self.data_dir, blob) {
+            (Some(dir), Blob::File { path, len }) => {
+                let dir = dir.join(bucket).join("objects");
+                let name = format!("{}-{}.data", key_hash(&meta.key), nonce());
+                let target = dir.join(&name);
+                std::fs::rename(&path, &target)
+                    .map_err(|e| OssError::internal(format!("storing object: {e}")))?;
+                meta.data_file = Some(name);
+                write_sidecar(&dir, &meta)?;
+                Blob::File { path: target, len }
+            }
+            (Some(dir), Blob::Memory(bytes)) => {
+                // A symlink or an empty object: no data file needed.
+                meta.data_file = None;
+                write_sidecar(&dir.join(bucket).join("objects"), &meta)?;
+                Blob::Memory(bytes)
+            }
+            (None, blob) => blob,
+        };
+        let previous = objects.insert(meta.key.clone(), Object { meta, blob });
+        if let Some(Object {
+            blob: Blob::File { path, .. },
+            ..
+        }) = &previous
+        {
+            let _ = std::fs::remove_file(path);
+        }
+        Ok(previous)
+    }
+
+    /// Updates an object's metadata in place (restore state).
+    pub(crate) fn update_meta(&self, bucket: &str, key: &str, f: impl FnOnce(&mut ObjectMeta)) {
+        let mut buckets = lock(&self.buckets);
+        if let Some(object) = buckets.get_mut(bucket).and_then(|b| b.objects.get_mut(key)) {
+            f(&mut object.meta);
+            if let Some(dir) = &self.data_dir {
+                let _ = write_sidecar(&dir.join(bucket).join("objects"), &object.meta);
+            }
+        }
+    }
+
+    /// Removes an object. Returns it if it existed.
+    pub(crate) fn delete(&self, bucket: &str, key: &str) -> Option<Object> {
+        let mut buckets = lock(&self.buckets);
+        let removed = buckets.get_mut(bucket)?.objects.remove(key)?;
+        if let Some(dir) = &self.data_dir {
+            let dir = dir.join(bucket).join("objects");
+            let _ = std::fs::remove_file(dir.join(format!("{}.json", key_hash(key))));
+            if let Blob::File { path, .. } = &removed.blob {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Some(removed)
+    }
+
+    /// Drops every object and upload (and their files).
+    pub(crate) fn clear(&self) {
+        let mut buckets = lock(&self.buckets);
+        for (name, bucket) in buckets.iter_mut() {
+            *bucket = Bucket::default();
+            if let Some(dir) = &self.data_dir {
+                for sub in ["objects", "tmp", "uploads"] {
+                    let _ = std::fs::remove_dir_all(dir.join(name).join(sub));
+                    let _ = std::fs::create_dir_all(dir.join(name).join(sub));
+                }
+            }
+        }
+    }
+
+    /// Removes files of parts that are no longer referenced.
+    pub(crate) fn discard(blobs: impl IntoIterator<Item = Blob>) {
+        for blob in blobs {
+            if let Blob::File { path, .. } = blob {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+}
+
+fn write_sidecar(dir: &Path, meta: &ObjectMeta) -> Result<(), OssError> {
+    let json = serde_json::to_vec(meta).map_err(|e| OssError::internal(e.to_string()))?;
+    let path = dir.join(format!("{}.json", key_hash(&meta.key)));
+    let tmp = dir.join(format!("{}.json.{}", key_hash(&meta.key), nonce()));
+    std::fs::write(&tmp, json)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .map_err(|e| OssError::internal(format!("writing metadata: {e}")))
+}
+
+/// Where ingested bytes go: a buffer or a temporary file.
+struct Sink {
+    buffer: BytesMut,
+    file: Option<(tokio::io::BufWriter<tokio::fs::File>, PathBuf)>,
+    md5: Md5,
+    crc: Crc64,
+    len: u64,
+}
+
+impl Sink {
+    async fn new(path: Option<PathBuf>) -> Result<Self, OssError> {
+        let file = match path {
+            Some(path) => {
+                let file = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(|e| OssError::internal(format!("creating data file: {e}")))?;
+                Some((tokio::io::BufWriter::with_capacity(1 << 20, file), path))
+            }
+            None => None,
+        };
+        Ok(Self {
+            buffer: BytesMut::new(),
+            file,
+            md5: Md5::new(),
+            crc: Crc64::new(),
+            len: 0,
+        })
+    }
+
+    async fn write(&mut self, data: Bytes) -> Result<(), OssError> {
+        self.md5.update(&data);
+        self.crc.update(&data);
+        self.len += data.len() as u64;
+        match &mut self.file {
+            Some((file, _)) => file
+                .write_all(&data)
+                .await
+                .map_err(|e| OssError::internal(format!("writing data file: {e}"))),
+            None => {
+                self.buffer.extend_from_slice(&data);
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(self) -> Result<Ingested, OssError> {
+        let blob = match self.file {
+            Some((mut file, path)) => {
+                file.flush()
+                    .await
+                    .map_err(|e| OssError::internal(format!("writing data file: {e}")))?;
+                Blob::File {
+                    path,
+                    len: self.len,
+                }
+            }
+            None => Blob::Memory(self.buffer.freeze()),
+        };
+        Ok(Ingested {
+            blob,
+            md5: self.md5.finalize().into(),
+            crc64: self.crc.value(),
+        })
+    }
+}
+
+/// The CRC-64 of a whole made of parts with known CRCs.
+pub(crate) fn combined_crc(parts: impl IntoIterator<Item = (u64, u64)>) -> u64 {
+    parts
+        .into_iter()
+        .fold(0, |acc, (crc, len)| crc64::combine(acc, crc, len))
+}
