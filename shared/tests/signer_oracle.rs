@@ -47,7 +47,12 @@ fn oracle_requests(seed: u64) -> Vec<OracleRequest> {
     let script = testkit::repo_root().join("tests/python/sign_oracle.py");
     let output = Command::new(testkit::python())
         .arg(script)
-        .args(["--count", &REQUESTS.to_string(), "--seed", &seed.to_string()])
+        .args([
+            "--count",
+            &REQUESTS.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
         .output()
         .expect("run the signing oracle");
     assert!(
@@ -122,7 +127,10 @@ fn signer_matches_official_sdk_on_generated_requests() {
 
     // The generator must have exercised what it claims to; otherwise a match proves little.
     let count = |f: &dyn Fn(&OracleRequest) -> bool| requests.iter().filter(|r| f(r)).count();
-    assert!(count(&|r| r.security_token.is_some()) > 0, "seed {seed}: no STS");
+    assert!(
+        count(&|r| r.security_token.is_some()) > 0,
+        "seed {seed}: no STS"
+    );
     assert!(
         count(&|r| r.authorization.contains("AdditionalHeaders=")) > 0,
         "seed {seed}: no additional headers"
