@@ -4,4 +4,8 @@
 //! format and the copy engine. The functions themselves are thin adapters around it.
 
 pub mod crc64;
+pub mod forward;
 pub mod oss;
+pub mod sqs;
+pub mod task;
+pub mod trigger;

@@ -1,0 +1,682 @@
+//! End-to-end tests of the real `bootstrap` binary: real sockets, moto's server as SQS, the
+//! fixtures in `events/` as request bodies.
+
+#![allow(
+    clippy::unwrap_used,
+    reason = "test helpers fail the test by panicking"
+)]
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+use testkit::MotoServer;
+use transfer::task::{IncomingMessage, LegacyDefaults, ReplicationTask, TaskOp, parse_message};
+
+/// The AWS secret key the forwarder gets; moto does not check it, the tests check it is never logged.
+const SECRET: &str = "aws-secret-must-not-be-logged";
+
+/// A running `bootstrap` process; killed on drop.
+struct Forwarder {
+    child: Child,
+    base: String,
+    logs: Arc<Mutex<Vec<String>>>,
+}
+
+impl Forwarder {
+    /// Starts the binary on port 0 with only `vars` (plus test credentials) in its environment.
+    fn start(vars: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_bootstrap"));
+        command
+            .env_clear()
+            .env("FC_CUSTOM_LISTEN_PORT", "0")
+            .env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", SECRET)
+            .env("AWS_REGION", "us-east-1")
+            .env("LOG_LEVEL", "debug")
+            .envs(vars.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn bootstrap");
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        for (stream, tx) in [
+            (Box::new(stdout) as Box<dyn std::io::Read + Send>, Some(tx)),
+            (Box::new(stderr), None),
+        ] {
+            let logs = Arc::clone(&logs);
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let (Some(tx), Some(addr)) =
+                        (&tx, line.strip_prefix("oss-forwarder listening on "))
+                    {
+                        let _ = tx.send(addr.to_owned());
+                    }
+                    logs.lock().unwrap().push(line);
+                }
+            });
+        }
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "bootstrap did not report its address; output:\n{}",
+                    logs.lock().unwrap().join("\n")
+                );
+            }
+        };
+        let port = addr.rsplit(':').next().expect("port").to_owned();
+        Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            logs,
+        }
+    }
+
+    /// Everything the process wrote so far (stdout and stderr lines).
+    fn logs(&self) -> String {
+        self.logs.lock().unwrap().join("\n")
+    }
+
+    /// The first log line containing all of `needles`, waiting up to 10 s for it to arrive.
+    fn wait_for_line(&self, needles: &[&str]) -> Option<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found = self
+                .logs
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| needles.iter().all(|n| l.contains(n)))
+                .cloned();
+            if found.is_some() || Instant::now() > deadline {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// POSTs `body` to `/invoke` as FC would; returns (status, x-fc-status, JSON body).
+    async fn invoke(&self, request_id: &str, body: Vec<u8>) -> (u16, String, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("{}/invoke", self.base))
+            .header("x-fc-request-id", request_id)
+            .header("x-fc-access-key-secret", "fc-secret-must-not-be-logged")
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .expect("invoke answers");
+        let status = response.status().as_u16();
+        let fc_status = response
+            .headers()
+            .get("x-fc-status")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let bytes = response.bytes().await.unwrap();
+        let json = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("JSON response ({e}): {}", String::from_utf8_lossy(&bytes)));
+        (status, fc_status, json)
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(testkit::repo_root().join("events").join(name))
+        .unwrap_or_else(|e| panic!("read events/{name}: {e}"))
+}
+
+/// The keys of the events in a fixture, in order.
+fn fixture_keys(name: &str) -> Vec<String> {
+    let value: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+    value["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["oss"]["object"]["key"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn sqs_client(endpoint: &str) -> aws_sdk_sqs::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_sdk_sqs::config::Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "testing", "testing", None, None, "tests",
+        ))
+        .load()
+        .await;
+    aws_sdk_sqs::Client::new(&config)
+}
+
+/// moto plus a queue on it.
+struct Queue {
+    moto: MotoServer,
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Queue {
+    async fn create(name: &str) -> Self {
+        let moto = MotoServer::start();
+        let client = sqs_client(&moto.endpoint()).await;
+        let mut request = client.create_queue().queue_name(name);
+        if name.ends_with(".fifo") {
+            request = request.attributes(QueueAttributeName::FifoQueue, "true");
+        }
+        let url = request
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .unwrap();
+        Self { moto, client, url }
+    }
+
+    /// Environment for a forwarder that sends to this queue.
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("SQS_QUEUE_URL", self.url.clone()),
+            ("AWS_ENDPOINT_URL_SQS", self.moto.endpoint()),
+        ]
+    }
+
+    async fn forwarder(&self, extra: &[(&str, &str)]) -> Forwarder {
+        let env = self.env();
+        let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        vars.extend_from_slice(extra);
+        Forwarder::start(&vars)
+    }
+
+    /// Drains the queue: every message body, with its system attributes.
+    async fn drain(&self) -> Vec<aws_sdk_sqs::types::Message> {
+        let mut all = Vec::new();
+        loop {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .visibility_timeout(600)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .send()
+                .await
+                .expect("receive");
+            let batch = out.messages.unwrap_or_default();
+            if batch.is_empty() {
+                return all;
+            }
+            all.extend(batch);
+        }
+    }
+
+    /// Drains the queue and parses each body as a versioned task.
+    async fn tasks(&self) -> Vec<ReplicationTask> {
+        self.drain()
+            .await
+            .iter()
+            .map(|m| parse_task(m.body().unwrap()))
+            .collect()
+    }
+}
+
+fn parse_task(body: &str) -> ReplicationTask {
+    let legacy = LegacyDefaults {
+        region: "unused",
+        bucket: "unused",
+    };
+    match parse_message(body.as_bytes(), legacy) {
+        Ok(IncomingMessage::Task(task)) => task,
+        other => panic!("not a versioned task: {other:?}: {body}"),
+    }
+}
+
+fn keys(tasks: &[ReplicationTask]) -> BTreeSet<String> {
+    tasks.iter().map(|t| t.source.key.clone()).collect()
+}
+
+fn assert_ok(response: &(u16, String, serde_json::Value)) {
+    assert_eq!(response.0, 200, "{}", response.2);
+    assert_eq!(response.1, "200", "x-fc-status");
+    assert_eq!(response.2["status"], "ok", "{}", response.2);
+}
+
+fn assert_fc_error(response: &(u16, String, serde_json::Value), kind: &str) {
+    assert_eq!(response.0, 404, "{}", response.2);
+    assert_eq!(response.1, "404", "x-fc-status");
+    assert_eq!(response.2["error"], kind, "{}", response.2);
+}
+
+#[tokio::test]
+async fn forwards_single_put_as_versioned_task() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let response = forwarder.invoke("req-put-1", fixture("oss-put.json")).await;
+    assert_ok(&response);
+    assert_eq!(response.2["sent"], 1);
+
+    let tasks = queue.tasks().await;
+    assert_eq!(tasks.len(), 1);
+    let task = &tasks[0];
+    assert_eq!(task.version, 1);
+    assert_eq!(task.op, TaskOp::Put);
+    assert_eq!(task.source.region, "cn-hangzhou");
+    assert_eq!(task.source.bucket, "src-bucket");
+    assert_eq!(task.source.key, "photos/2024/cat.jpg");
+    assert_eq!(task.source.size, Some(29203));
+    assert_eq!(
+        task.source.etag.as_deref(),
+        Some("B82349BAAFDA929351EF8F720FBB56D5")
+    );
+    assert_eq!(task.event_name.as_deref(), Some("ObjectCreated:PutObject"));
+    assert_eq!(task.event_time.as_deref(), Some("2024-05-01T08:00:00.000Z"));
+    assert!(task.request_id.is_some());
+
+    let logs = forwarder.logs();
+    assert!(
+        logs.contains("FC Invoke Start RequestId: req-put-1"),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("FC Invoke End RequestId: req-put-1"),
+        "{logs}"
+    );
+    assert!(!logs.contains("fc-secret-must-not-be-logged"), "{logs}");
+    assert!(!logs.contains(SECRET), "secret in logs: {logs}");
+}
+
+#[tokio::test]
+async fn sends_batch_of_25_events_in_three_batch_calls() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let response = forwarder
+        .invoke("req-batch", fixture("oss-batch.json"))
+        .await;
+    assert_ok(&response);
+    assert_eq!(response.2["events"], 25);
+    assert_eq!(response.2["sent"], 25);
+    assert_eq!(response.2["batch_calls"], 3);
+
+    let tasks = queue.tasks().await;
+    assert_eq!(tasks.len(), 25);
+    let expected: BTreeSet<String> = fixture_keys("oss-batch.json").into_iter().collect();
+    assert_eq!(keys(&tasks), expected);
+}
+
+#[tokio::test]
+async fn forwards_only_the_completed_multipart_upload() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let response = forwarder
+        .invoke("req-mpu", fixture("oss-multipart.json"))
+        .await;
+    assert_ok(&response);
+    assert_eq!(response.2["skipped_events"], 3);
+
+    let tasks = queue.tasks().await;
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].source.key, "big/video.mp4");
+    assert_eq!(
+        tasks[0].event_name.as_deref(),
+        Some("ObjectCreated:CompleteMultipartUpload")
+    );
+    assert_eq!(tasks[0].source.size, Some(16_777_216));
+}
+
+#[tokio::test]
+async fn forwards_every_append() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    assert_ok(
+        &forwarder
+            .invoke("req-append", fixture("oss-append.json"))
+            .await,
+    );
+
+    let mut sizes: Vec<u64> = queue
+        .tasks()
+        .await
+        .iter()
+        .inspect(|t| assert_eq!(t.source.key, "logs/app.log"))
+        .map(|t| t.source.size.unwrap())
+        .collect();
+    sizes.sort_unstable();
+    assert_eq!(sizes, [100, 250]);
+}
+
+#[tokio::test]
+async fn ignores_deletes_by_default() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let response = forwarder
+        .invoke("req-del", fixture("oss-delete.json"))
+        .await;
+    assert_ok(&response);
+    assert_eq!(response.2["sent"], 0);
+    assert_eq!(response.2["skipped_events"], 4);
+    assert!(queue.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn forwards_deletes_when_enabled() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[("FORWARD_DELETES", "true")]).await;
+    assert_ok(
+        &forwarder
+            .invoke("req-del", fixture("oss-delete.json"))
+            .await,
+    );
+
+    let tasks = queue.tasks().await;
+    assert!(tasks.iter().all(|t| t.op == TaskOp::Delete), "{tasks:?}");
+    // AbortMultipartUpload is never forwarded.
+    let expected: BTreeSet<String> = ["old/a.txt", "old/b.txt", "old/c.txt"]
+        .map(String::from)
+        .into();
+    assert_eq!(keys(&tasks), expected);
+}
+
+#[tokio::test]
+async fn keeps_odd_keys_byte_exact() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    assert_ok(
+        &forwarder
+            .invoke("req-odd", fixture("oss-odd-keys.json"))
+            .await,
+    );
+
+    let expected = fixture_keys("oss-odd-keys.json");
+    assert!(expected.iter().any(|k| k.contains('%')) && expected.iter().any(|k| k.contains(' ')));
+    let tasks = queue.tasks().await;
+    assert_eq!(tasks.len(), expected.len());
+    assert_eq!(keys(&tasks), expected.into_iter().collect());
+}
+
+#[tokio::test]
+async fn sends_duplicate_events_once() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let response = forwarder
+        .invoke("req-dup", fixture("oss-duplicates.json"))
+        .await;
+    assert_ok(&response);
+    assert_eq!(response.2["duplicates"], 2);
+
+    let tasks = queue.tasks().await;
+    let mut requests: Vec<_> = tasks
+        .iter()
+        .map(|t| t.request_id.clone().unwrap())
+        .collect();
+    requests.sort();
+    assert_eq!(requests, ["DUP1", "DUP2"]);
+}
+
+#[tokio::test]
+async fn applies_key_prefix_filters() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue
+        .forwarder(&[
+            ("KEY_PREFIX_INCLUDE", "data/,logs/"),
+            ("KEY_PREFIX_EXCLUDE", "data/tmp/"),
+        ])
+        .await;
+    let response = forwarder
+        .invoke("req-pfx", fixture("oss-prefixes.json"))
+        .await;
+    assert_ok(&response);
+    assert_eq!(response.2["skipped_keys"], 2);
+
+    let expected: BTreeSet<String> = ["data/keep.csv", "logs/app.log", "data%2Fencoded.csv"]
+        .map(String::from)
+        .into();
+    assert_eq!(keys(&queue.tasks().await), expected);
+}
+
+#[tokio::test]
+async fn fifo_queue_gets_group_and_deduplication_ids() {
+    let queue = Queue::create("tasks.fifo").await;
+    let forwarder = queue.forwarder(&[]).await;
+    assert_ok(
+        &forwarder
+            .invoke("req-fifo", fixture("oss-odd-keys.json"))
+            .await,
+    );
+    // An FC retry of the same event yields the same deduplication IDs.
+    assert_ok(
+        &forwarder
+            .invoke("req-fifo", fixture("oss-odd-keys.json"))
+            .await,
+    );
+
+    let messages = queue.drain().await;
+    assert_eq!(messages.len(), fixture_keys("oss-odd-keys.json").len());
+    for message in &messages {
+        let task = parse_task(message.body().unwrap());
+        let attrs = message.attributes().expect("system attributes");
+        let group = &attrs[&MessageSystemAttributeName::MessageGroupId];
+        let dedup = &attrs[&MessageSystemAttributeName::MessageDeduplicationId];
+        assert_eq!(group, &task.message_group_id());
+        assert!(group.len() <= 128);
+        assert_eq!(dedup, &task.identity());
+    }
+    let groups: Vec<_> = messages
+        .iter()
+        .map(|m| m.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone())
+        .collect();
+    assert!(groups.contains(&"src-bucket/deep/a/b/c/d.bin".to_owned()));
+}
+
+#[tokio::test]
+async fn rejects_malformed_bodies_with_fc_404_and_enqueues_nothing() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    for name in [
+        "oss-malformed-not-json.txt",
+        "oss-malformed-no-events.json",
+        "oss-malformed-events-object.json",
+        "oss-malformed-missing-key.json",
+    ] {
+        let request_id = format!("req-{name}");
+        let response = forwarder.invoke(&request_id, fixture(name)).await;
+        assert_fc_error(&response, "malformed_event");
+        let error_line = forwarder
+            .wait_for_line(&["ERROR", &request_id])
+            .unwrap_or_else(|| panic!("no error log naming {request_id}:\n{}", forwarder.logs()));
+        assert!(error_line.contains("body_excerpt"), "{error_line}");
+    }
+    assert!(queue.drain().await.is_empty());
+}
+
+#[tokio::test]
+async fn answers_initialize_and_pre_stop() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let http = reqwest::Client::new();
+    let init = http
+        .post(format!("{}/initialize", forwarder.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status().as_u16(), 200);
+    let stop = http
+        .get(format!("{}/pre-stop", forwarder.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status().as_u16(), 200);
+}
+
+/// Runs `invoke` against a forwarder whose SQS endpoint is broken; it must fail, and quickly.
+async fn assert_fails_within(forwarder: &Forwarder, bound: Duration) -> serde_json::Value {
+    let started = Instant::now();
+    let response = forwarder
+        .invoke("req-broken", fixture("oss-batch.json"))
+        .await;
+    let elapsed = started.elapsed();
+    assert_fc_error(&response, "enqueue_failed");
+    assert!(elapsed < bound, "took {elapsed:?}");
+    assert_eq!(response.2["report"]["sent"], 0);
+    assert_eq!(
+        response.2["report"]["failed"].as_array().map(Vec::len),
+        Some(25)
+    );
+    response.2
+}
+
+#[tokio::test]
+async fn fails_with_fc_404_when_sqs_is_unreachable() {
+    let closed = format!("http://127.0.0.1:{}", testkit::free_port());
+    let url = format!("{closed}/123456789012/tasks");
+    let forwarder = Forwarder::start(&[
+        ("SQS_QUEUE_URL", &url),
+        ("AWS_ENDPOINT_URL_SQS", &closed),
+        ("SQS_SEND_ATTEMPTS", "3"),
+    ]);
+    let body = assert_fails_within(&forwarder, Duration::from_secs(30)).await;
+    assert_eq!(body["report"]["batch_calls"], 9, "3 batches × 3 attempts");
+}
+
+#[tokio::test]
+async fn fails_with_fc_404_when_sqs_hangs() {
+    // Accepts connections and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        listener
+            .incoming()
+            .take(64)
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let url = format!("{endpoint}/123456789012/tasks");
+    let forwarder = Forwarder::start(&[
+        ("SQS_QUEUE_URL", &url),
+        ("AWS_ENDPOINT_URL_SQS", &endpoint),
+        ("SQS_CALL_TIMEOUT_MS", "500"),
+        ("SQS_SEND_ATTEMPTS", "2"),
+    ]);
+    assert_fails_within(&forwarder, Duration::from_secs(30)).await;
+    drop(held);
+}
+
+#[tokio::test]
+async fn fails_with_fc_404_when_queue_does_not_exist() {
+    let queue = Queue::create("tasks").await;
+    let missing = queue.url.replace("/tasks", "/no-such-queue");
+    let forwarder = Forwarder::start(&[
+        ("SQS_QUEUE_URL", &missing),
+        ("AWS_ENDPOINT_URL_SQS", &queue.moto.endpoint()),
+    ]);
+    let body = assert_fails_within(&forwarder, Duration::from_secs(30)).await;
+    // A missing queue is not retried: one call per batch.
+    assert_eq!(body["report"]["batch_calls"], 3);
+    assert!(queue.drain().await.is_empty());
+}
+
+#[test]
+fn refuses_to_start_without_queue_url() {
+    let output = Command::new(env!("CARGO_BIN_EXE_bootstrap"))
+        .env_clear()
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .expect("run bootstrap");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("SQS_QUEUE_URL"), "{stderr}");
+}
+
+#[tokio::test]
+async fn chain_from_emulator_trigger_through_forwarder_to_sqs() {
+    use oss_emulator::{Emulator, EmulatorConfig, NotificationTarget};
+    use transfer::oss::{
+        AddressingStyle, Credentials, Endpoint, OssClient, OssConfig, PutObjectOptions,
+    };
+
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]).await;
+    let emulator = Emulator::start(
+        EmulatorConfig::new()
+            .region("cn-hangzhou")
+            .bucket("chain-bucket")
+            .credentials(Credentials::new("ak", "sk"))
+            .notification(
+                NotificationTarget::new(format!("{}/invoke", forwarder.base))
+                    .events(["oss:ObjectCreated:*", "oss:ObjectRemoved:*"]),
+            ),
+    )
+    .await
+    .expect("emulator starts");
+    let oss = OssClient::new(
+        OssConfig::new("cn-hangzhou")
+            .with_endpoint(Endpoint::Custom(emulator.endpoint()))
+            .with_addressing(AddressingStyle::PathStyle),
+        Credentials::new("ak", "sk"),
+    )
+    .expect("client");
+
+    let keys = ["chain/plain.txt", "chain/odd key+ü%.txt"];
+    for key in keys {
+        oss.put_object(
+            "chain-bucket",
+            key,
+            key.as_bytes().to_vec().into(),
+            &PutObjectOptions::default(),
+        )
+        .await
+        .expect("put");
+    }
+    // A delete reaches the forwarder too but is not forwarded by default.
+    oss.delete_object("chain-bucket", "chain/plain.txt")
+        .await
+        .expect("delete");
+
+    let mut tasks = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tasks.len() < keys.len() && Instant::now() < deadline {
+        tasks.extend(queue.tasks().await);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Give a stray extra message (e.g. the delete) time to show up before the final check.
+    assert!(
+        forwarder.wait_for_line(&["skipped_events=1"]).is_some(),
+        "{}",
+        forwarder.logs()
+    );
+    tasks.extend(queue.tasks().await);
+
+    assert_eq!(tasks.len(), keys.len(), "{tasks:?}");
+    for key in keys {
+        let task = tasks
+            .iter()
+            .find(|t| t.source.key == key || t.source.key_candidates().iter().any(|c| c == key))
+            .unwrap_or_else(|| panic!("no task for {key}: {tasks:?}"));
+        assert_eq!(task.op, TaskOp::Put);
+        assert_eq!(task.source.bucket, "chain-bucket");
+        assert_eq!(task.source.size, Some(key.len() as u64));
+        assert_eq!(task.event_name.as_deref(), Some("ObjectCreated:PutObject"));
+    }
+    let etag = tasks
+        .iter()
+        .find(|t| t.source.key == "chain/odd key+ü%.txt")
+        .and_then(|t| t.source.etag.clone());
+    let info = emulator
+        .head_object_direct("chain-bucket", "chain/odd key+ü%.txt")
+        .expect("object stored");
+    assert_eq!(etag.as_deref(), Some(info.etag.trim_matches('"')));
+}
