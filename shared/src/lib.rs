@@ -6,6 +6,8 @@
 pub mod crc64;
 pub mod forward;
 pub mod oss;
+pub mod replicate;
 pub mod sqs;
+pub mod store;
 pub mod task;
 pub mod trigger;

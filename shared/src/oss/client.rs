@@ -741,6 +741,14 @@ impl OssClient {
         Ok(parts)
     }
 
+    /// PutSymlink: makes `key` a symbolic link to `target` (sent as `x-oss-symlink-target`; OSS
+    /// expects non-ASCII targets URL-encoded).
+    pub async fn put_symlink(&self, bucket: &str, key: &str, target: &str) -> Result<(), OssError> {
+        let mut call = Call::new("PutSymlink", Method::PUT, bucket, Some(key)).query("symlink", "");
+        call.header("x-oss-symlink-target", target)?;
+        self.simple(&call, Some(Bytes::new())).await.map(|_| ())
+    }
+
     /// GetSymlink: the key a symbolic link points to, as OSS sent it in `x-oss-symlink-target`.
     pub async fn get_symlink(&self, bucket: &str, key: &str) -> Result<String, OssError> {
         let call = Call::new("GetSymlink", Method::GET, bucket, Some(key)).query("symlink", "");
