@@ -1,0 +1,609 @@
+//! The whole local stack, wired as in the cloud:
+//!
+//! ```text
+//! OSS emulator --trigger POST /invoke--> forwarder (FC custom runtime) --SendMessageBatch--> SQS (moto)
+//!   ^                                                                                       |
+//!   | GET/HEAD (V4 signed)                                  event source mapping emulation  v
+//!   +---------- replicator bootstrap <--Runtime API-- (long poll, invoke, delete, redrive) --+
+//!                    |  OSS keys from Secrets Manager (moto), objects into S3 (moto)
+//! ```
+//!
+//! Every server listens on a free loopback port; every child process is killed when the
+//! [`Stack`] is shut down or dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use aws_sdk_sqs::types::QueueAttributeName;
+use tokio::sync::watch;
+use transfer::oss::{AddressingStyle, Credentials, Endpoint, OssClient, OssConfig};
+
+use crate::binaries::Binaries;
+use crate::esm::{EsmCounts, EsmSettings, EsmStats, run_poller};
+use crate::function::{FunctionInstance, FunctionSpec};
+use crate::process::ManagedProcess;
+
+/// Everything that can be chosen about the stack. [`StackConfig::new`] gives working defaults.
+#[derive(Debug, Clone)]
+pub struct StackConfig {
+    /// The emulator and the two `bootstrap` binaries.
+    pub binaries: Binaries,
+    /// The project venv's python; `moto_server` is next to it.
+    pub python: PathBuf,
+    /// Where the processes' logs go (created if missing).
+    pub run_dir: PathBuf,
+    /// The OSS region (signature scope).
+    pub oss_region: String,
+    /// The source bucket in the emulator.
+    pub oss_bucket: String,
+    /// The OSS access key ID the emulator accepts (and the secret holds).
+    pub oss_access_key_id: String,
+    /// Its secret.
+    pub oss_access_key_secret: String,
+    /// The AWS region of the queue, bucket, secret and function.
+    pub aws_region: String,
+    /// The AWS account ID moto uses in ARNs.
+    pub aws_account: String,
+    /// The AWS key everything uses against moto (any value works).
+    pub aws_access_key_id: String,
+    /// Its secret.
+    pub aws_secret_access_key: String,
+    /// The destination bucket.
+    pub dst_bucket: String,
+    /// The task queue.
+    pub queue_name: String,
+    /// The dead-letter queue.
+    pub dlq_name: String,
+    /// The Secrets Manager secret with the OSS keys.
+    pub secret_name: String,
+    /// The replicator's function name.
+    pub function_name: String,
+    /// The function timeout (each invocation's deadline).
+    pub function_timeout: Duration,
+    /// The function memory, in MB (informational).
+    pub function_memory_mb: u32,
+    /// How many execution environments (and pollers) run at once.
+    pub function_instances: usize,
+    /// Extra or overriding function environment, e.g. `PART_SIZE_MIB`.
+    pub function_env: Vec<(String, String)>,
+    /// Messages per invocation, 1 to 10.
+    pub batch_size: i32,
+    /// How long a poller gathers a batch that is not full.
+    pub batching_window: Duration,
+    /// The queue's visibility timeout.
+    pub visibility_timeout: Duration,
+    /// The redrive policy's `maxReceiveCount`.
+    pub max_receive_count: u32,
+    /// Fault rules for the emulator (JSON, as `--fault`).
+    pub emulator_faults: Vec<String>,
+}
+
+impl StackConfig {
+    /// Defaults: one source bucket `oss2s3-src`, destination `oss2s3-dst`, queue `oss2s3-tasks`
+    /// with DLQ `oss2s3-dlq` (`maxReceiveCount` 3), a 60 s function timeout with a 360 s (6×)
+    /// visibility timeout, batches of 10 with a 200 ms window, two execution environments.
+    pub fn new(binaries: Binaries, python: PathBuf, run_dir: PathBuf) -> Self {
+        Self {
+            binaries,
+            python,
+            run_dir,
+            oss_region: "cn-hangzhou".into(),
+            oss_bucket: "oss2s3-src".into(),
+            oss_access_key_id: "LTAI5tDevstackKey".into(),
+            oss_access_key_secret: "devstack-oss-secret".into(),
+            aws_region: "us-east-1".into(),
+            aws_account: "123456789012".into(),
+            aws_access_key_id: "testing".into(),
+            aws_secret_access_key: "testing".into(),
+            dst_bucket: "oss2s3-dst".into(),
+            queue_name: "oss2s3-tasks".into(),
+            dlq_name: "oss2s3-dlq".into(),
+            secret_name: "oss2s3/oss-source".into(),
+            function_name: "oss2s3-replicator".into(),
+            function_timeout: Duration::from_secs(60),
+            function_memory_mb: 1024,
+            function_instances: 2,
+            function_env: Vec::new(),
+            batch_size: 10,
+            batching_window: Duration::from_millis(200),
+            visibility_timeout: Duration::from_secs(360),
+            max_receive_count: 3,
+            emulator_faults: Vec::new(),
+        }
+    }
+}
+
+/// The running stack. Stop it with [`Stack::shutdown`]; dropping it kills everything too.
+#[derive(Debug)]
+pub struct Stack {
+    config: StackConfig,
+    moto_endpoint: String,
+    emulator_endpoint: String,
+    forwarder_url: String,
+    queue_url: String,
+    queue_arn: String,
+    dlq_url: String,
+    dlq_arn: String,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    stats: Arc<EsmStats>,
+    stop: watch::Sender<bool>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+    functions: Vec<Arc<FunctionInstance>>,
+    // Declared last: processes are killed after the pollers and functions above stop.
+    emulator: ManagedProcess,
+    forwarder: ManagedProcess,
+    moto: ManagedProcess,
+}
+
+impl Stack {
+    /// Starts moto, creates the queues, bucket and secret, starts the forwarder, the emulator,
+    /// the replicator's execution environments and their pollers; returns when all are ready.
+    pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(&config.run_dir)
+            .with_context(|| format!("create {}", config.run_dir.display()))?;
+        let (moto, moto_endpoint) = start_moto(&config).await?;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(config.aws_region.clone()))
+            .endpoint_url(&moto_endpoint)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                &config.aws_access_key_id,
+                &config.aws_secret_access_key,
+                None,
+                None,
+                "devstack",
+            ))
+            .load()
+            .await;
+        let s3 = aws_sdk_s3::Client::from_conf(transfer::store::s3_config(&sdk));
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+
+        let (dlq_url, dlq_arn) = create_queue(&sqs, &config.dlq_name, &[]).await?;
+        let redrive = serde_json::json!({
+            "deadLetterTargetArn": dlq_arn,
+            "maxReceiveCount": config.max_receive_count,
+        });
+        let (queue_url, queue_arn) = create_queue(
+            &sqs,
+            &config.queue_name,
+            &[
+                (
+                    QueueAttributeName::VisibilityTimeout,
+                    config.visibility_timeout.as_secs().to_string(),
+                ),
+                (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+            ],
+        )
+        .await?;
+        s3.create_bucket()
+            .bucket(&config.dst_bucket)
+            .send()
+            .await
+            .context("create the destination bucket")?;
+        let secret = serde_json::json!({
+            "access_key_id": config.oss_access_key_id,
+            "secret_access_key": config.oss_access_key_secret,
+        });
+        secrets
+            .create_secret()
+            .name(&config.secret_name)
+            .secret_string(secret.to_string())
+            .send()
+            .await
+            .context("create the OSS secret")?;
+
+        let (forwarder, forwarder_url) = start_forwarder(&config, &moto_endpoint, &queue_url)?;
+        let (emulator, emulator_endpoint) = start_emulator(&config, &forwarder_url)?;
+
+        let mut functions = Vec::new();
+        let function_starts = (0..config.function_instances.max(1)).map(|i| {
+            let spec = function_spec(
+                &config,
+                i,
+                &moto_endpoint,
+                &emulator_endpoint,
+                &queue_url,
+                &dlq_url,
+            );
+            FunctionInstance::start(spec)
+        });
+        for instance in futures::future::join_all(function_starts).await {
+            functions.push(Arc::new(instance?));
+        }
+
+        let stats = Arc::new(EsmStats::default());
+        let (stop, stopped) = watch::channel(false);
+        let esm = EsmSettings {
+            queue_url: queue_url.clone(),
+            queue_arn: queue_arn.clone(),
+            region: config.aws_region.clone(),
+            batch_size: config.batch_size,
+            batching_window: config.batching_window,
+            poll_wait: Duration::from_secs(20),
+        };
+        let pollers = functions
+            .iter()
+            .map(|f| {
+                tokio::spawn(run_poller(
+                    sqs.clone(),
+                    esm.clone(),
+                    f.clone(),
+                    stats.clone(),
+                    stopped.clone(),
+                ))
+            })
+            .collect();
+        Ok(Self {
+            config,
+            moto_endpoint,
+            emulator_endpoint,
+            forwarder_url,
+            queue_url,
+            queue_arn,
+            dlq_url,
+            dlq_arn,
+            s3,
+            sqs,
+            stats,
+            stop,
+            pollers,
+            functions,
+            emulator,
+            forwarder,
+            moto,
+        })
+    }
+
+    /// Stops the pollers (an invocation in progress gets a few seconds to finish), then every
+    /// process.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        for poller in std::mem::take(&mut self.pollers) {
+            let abort = poller.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(3), poller)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        for function in std::mem::take(&mut self.functions) {
+            if let Ok(function) = Arc::try_unwrap(function) {
+                function.stop().await;
+            }
+        }
+        self.emulator.kill();
+        self.forwarder.kill();
+        self.moto.kill();
+    }
+
+    /// The configuration the stack was started with.
+    pub fn config(&self) -> &StackConfig {
+        &self.config
+    }
+
+    /// moto's endpoint (S3, SQS, Secrets Manager), `http://127.0.0.1:PORT`.
+    pub fn aws_endpoint(&self) -> &str {
+        &self.moto_endpoint
+    }
+
+    /// The OSS emulator's endpoint (path-style), `http://127.0.0.1:PORT`.
+    pub fn oss_endpoint(&self) -> &str {
+        &self.emulator_endpoint
+    }
+
+    /// The forwarder's FC invoke URL, `http://127.0.0.1:PORT/invoke`.
+    pub fn forwarder_url(&self) -> &str {
+        &self.forwarder_url
+    }
+
+    /// The task queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
+    }
+
+    /// The task queue's ARN.
+    pub fn queue_arn(&self) -> &str {
+        &self.queue_arn
+    }
+
+    /// The DLQ's URL.
+    pub fn dlq_url(&self) -> &str {
+        &self.dlq_url
+    }
+
+    /// The DLQ's ARN.
+    pub fn dlq_arn(&self) -> &str {
+        &self.dlq_arn
+    }
+
+    /// An S3 client for moto (path style).
+    pub fn s3(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
+    /// An SQS client for moto.
+    pub fn sqs(&self) -> &aws_sdk_sqs::Client {
+        &self.sqs
+    }
+
+    /// A signed OSS client for the emulator, with the stack's OSS keys.
+    pub fn oss_client(&self) -> anyhow::Result<OssClient> {
+        let config = OssConfig::new(&self.config.oss_region)
+            .with_endpoint(Endpoint::Custom(self.emulator_endpoint.clone()))
+            .with_addressing(AddressingStyle::PathStyle);
+        Ok(OssClient::new(
+            config,
+            Credentials::new(
+                &self.config.oss_access_key_id,
+                &self.config.oss_access_key_secret,
+            ),
+        )?)
+    }
+
+    /// Points the emulator's trigger at the forwarder (`true`, as at start) or turns it off, so
+    /// that objects can be written without events (through the admin API).
+    pub async fn set_trigger_enabled(&self, enabled: bool) -> anyhow::Result<()> {
+        let targets = if enabled {
+            serde_json::json!([{ "url": self.forwarder_url }])
+        } else {
+            serde_json::json!([])
+        };
+        let response = reqwest::Client::new()
+            .put(format!(
+                "{}/_emulator/notifications",
+                self.emulator_endpoint
+            ))
+            .body(targets.to_string())
+            .send()
+            .await
+            .context("PUT /_emulator/notifications")?;
+        if !response.status().is_success() {
+            bail!(
+                "PUT /_emulator/notifications answered {}",
+                response.status()
+            );
+        }
+        Ok(())
+    }
+
+    /// The event source mapping's counters so far.
+    pub fn esm_counts(&self) -> EsmCounts {
+        self.stats.snapshot()
+    }
+
+    /// `(visible, in flight)` messages of the queue at `url` (SQS's approximate counts).
+    pub async fn queue_depth(&self, url: &str) -> anyhow::Result<(u64, u64)> {
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .context("GetQueueAttributes")?;
+        let get = |name: QueueAttributeName| {
+            output
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+
+    /// The log files of the replicator's execution environments.
+    pub fn function_logs(&self) -> Vec<PathBuf> {
+        self.functions
+            .iter()
+            .map(|f| f.spec().log.clone())
+            .collect()
+    }
+
+    /// The directory with every process's log.
+    pub fn run_dir(&self) -> &Path {
+        &self.config.run_dir
+    }
+
+    /// The last lines of every log, for test failure messages.
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut logs = vec![
+            self.moto.log_path().to_owned(),
+            self.emulator.log_path().to_owned(),
+            self.forwarder.log_path().to_owned(),
+        ];
+        logs.extend(self.function_logs());
+        logs.iter()
+            .map(|p| crate::process::log_tail(p, lines))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        for poller in &self.pollers {
+            poller.abort();
+        }
+    }
+}
+
+/// Starts `moto_server` on a free port (retrying on another port if that one was taken) and
+/// waits until it answers.
+async fn start_moto(config: &StackConfig) -> anyhow::Result<(ManagedProcess, String)> {
+    let moto = config.python.with_file_name("moto_server");
+    let log = config.run_dir.join("moto.log");
+    let http = reqwest::Client::new();
+    let mut last_error = None;
+    for _ in 0..3 {
+        let port = testkit::free_port();
+        let mut command = Command::new(&moto);
+        command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
+        let (process, _) = ManagedProcess::spawn("moto", command, &log, None)?;
+        let endpoint = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(60) {
+            if process.try_wait().is_some() {
+                break;
+            }
+            let answer = http
+                .get(format!("{endpoint}/moto-api/"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if answer.is_ok() {
+                return Ok((process, endpoint));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        last_error = Some(process.log_tail(20));
+    }
+    bail!(
+        "moto_server ({}) did not start\n{}",
+        moto.display(),
+        last_error.unwrap_or_default()
+    )
+}
+
+/// Creates a queue and returns its URL and ARN.
+async fn create_queue(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> anyhow::Result<(String, String)> {
+    let mut request = sqs.create_queue().queue_name(name);
+    for (k, v) in attributes {
+        request = request.attributes(k.clone(), v);
+    }
+    let url = request
+        .send()
+        .await
+        .with_context(|| format!("create queue {name}"))?
+        .queue_url
+        .context("CreateQueue returned no URL")?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .context("GetQueueAttributes QueueArn")?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("queue without an ARN")?;
+    Ok((url, arn))
+}
+
+/// Starts the forwarder as FC would (port from `FC_CUSTOM_LISTEN_PORT`, here 0 = any free one).
+fn start_forwarder(
+    config: &StackConfig,
+    moto_endpoint: &str,
+    queue_url: &str,
+) -> anyhow::Result<(ManagedProcess, String)> {
+    let mut command = Command::new(&config.binaries.forwarder);
+    command.env_clear();
+    if let Some(path) = std::env::var_os("PATH") {
+        command.env("PATH", path);
+    }
+    command
+        .env("FC_CUSTOM_LISTEN_PORT", "0")
+        .env("SQS_QUEUE_URL", queue_url)
+        .env("AWS_REGION", &config.aws_region)
+        .env("AWS_ACCESS_KEY_ID", &config.aws_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &config.aws_secret_access_key)
+        .env("AWS_ENDPOINT_URL_SQS", moto_endpoint);
+    let (process, address) = ManagedProcess::spawn(
+        "oss-forwarder",
+        command,
+        &config.run_dir.join("oss-forwarder.log"),
+        Some(("oss-forwarder listening on", Duration::from_secs(60))),
+    )?;
+    let address = address.unwrap_or_default();
+    let port = address
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse::<u16>().ok())
+        .with_context(|| format!("forwarder announced {address:?}"))?;
+    Ok((process, format!("http://127.0.0.1:{port}/invoke")))
+}
+
+/// Starts the OSS emulator with its trigger pointed at the forwarder.
+fn start_emulator(
+    config: &StackConfig,
+    forwarder_url: &str,
+) -> anyhow::Result<(ManagedProcess, String)> {
+    let mut command = Command::new(&config.binaries.oss_emulator);
+    command
+        .args(["--listen", "127.0.0.1:0"])
+        .args(["--access-key", &config.oss_access_key_id])
+        .args(["--secret-key", &config.oss_access_key_secret])
+        .args(["--bucket", &config.oss_bucket])
+        .args(["--region", &config.oss_region])
+        .args(["--notify", forwarder_url])
+        .env("RUST_LOG", "warn");
+    for fault in &config.emulator_faults {
+        command.args(["--fault", fault]);
+    }
+    let (process, endpoint) = ManagedProcess::spawn(
+        "oss-emulator",
+        command,
+        &config.run_dir.join("oss-emulator.log"),
+        Some(("oss-emulator listening on", Duration::from_secs(60))),
+    )?;
+    Ok((process, endpoint.unwrap_or_default()))
+}
+
+/// The replicator's environment `i`, configured as the SAM template does, against the stack.
+fn function_spec(
+    config: &StackConfig,
+    i: usize,
+    moto_endpoint: &str,
+    emulator_endpoint: &str,
+    queue_url: &str,
+    dlq_url: &str,
+) -> FunctionSpec {
+    // Stop starting work a little before the deadline, in proportion to short test timeouts.
+    let margin = (config.function_timeout.as_secs() / 4).clamp(1, 30);
+    let mut env: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", config.aws_access_key_id.as_str()),
+        (
+            "AWS_SECRET_ACCESS_KEY",
+            config.aws_secret_access_key.as_str(),
+        ),
+        ("AWS_ENDPOINT_URL", moto_endpoint),
+        ("OSS_REGION", config.oss_region.as_str()),
+        ("OSS_ENDPOINT", emulator_endpoint),
+        ("OSS_BUCKET", config.oss_bucket.as_str()),
+        ("OSS_SECRET_ID", config.secret_name.as_str()),
+        ("DST_BUCKET", config.dst_bucket.as_str()),
+        ("QUEUE_URL", queue_url),
+        ("DLQ_URL", dlq_url),
+        ("DEADLINE_MARGIN_SECONDS", &margin.to_string()),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    for (k, v) in &config.function_env {
+        env.retain(|(existing, _)| existing != k);
+        env.push((k.clone(), v.clone()));
+    }
+    FunctionSpec {
+        name: config.function_name.clone(),
+        binary: config.binaries.replicator.clone(),
+        env,
+        memory_mb: config.function_memory_mb,
+        timeout: config.function_timeout,
+        region: config.aws_region.clone(),
+        account: config.aws_account.clone(),
+        log: config.run_dir.join(format!("replicator-{i}.log")),
+    }
+}
