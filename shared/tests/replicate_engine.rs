@@ -4,8 +4,8 @@
 //! S3 (and moto) refuse parts under 5 MiB, so multipart cases use 5 MiB parts and objects of a
 //! few parts; one case copies 100 MiB.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -31,18 +31,6 @@ const SK: &str = "replicate-secret";
 const MIB: usize = 1024 * 1024;
 /// The part size and threshold the tests use: S3's smallest part.
 const PART: usize = 5 * MIB;
-
-/// One moto server shared by the tests that run at the same time; it stops with the last one.
-fn shared_moto() -> Arc<MotoServer> {
-    static SHARED: Mutex<Weak<MotoServer>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(moto) = slot.upgrade() {
-        return moto;
-    }
-    let moto = Arc::new(MotoServer::start());
-    *slot = Arc::downgrade(&moto);
-    moto
-}
 
 /// A source emulator, a destination bucket on moto, and clients for both.
 struct Env {
@@ -80,17 +68,10 @@ impl Env {
             .with_request_timeout(Duration::from_secs(20))
             .with_read_timeout(Duration::from_secs(5));
         let oss = OssClient::new(oss_config, Credentials::new(AK, SK)).expect("oss client");
-        let moto = tokio::task::spawn_blocking(shared_moto)
+        let moto = tokio::task::spawn_blocking(MotoServer::shared)
             .await
             .expect("moto starts");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(moto.endpoint())
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .load()
-            .await;
+        let sdk = moto.sdk_config().await;
         let store = S3Store::from_sdk_config(&sdk);
         let s3 = store.client().clone();
         let dst = format!(

@@ -5,8 +5,8 @@
 //! which turns it into one `#[tokio::test]` per backend (`s3::case`, `oss::case`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,17 +19,6 @@ use transfer::store::{
     StoreErrorKind, WriteRequest,
 };
 
-fn shared_moto() -> Arc<MotoServer> {
-    static SHARED: Mutex<Weak<MotoServer>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(moto) = slot.upgrade() {
-        return moto;
-    }
-    let moto = Arc::new(MotoServer::start());
-    *slot = Arc::downgrade(&moto);
-    moto
-}
-
 /// S3Store on a fresh bucket of a (shared) moto server.
 struct S3Harness {
     store: S3Store,
@@ -40,17 +29,10 @@ struct S3Harness {
 impl S3Harness {
     async fn start() -> Self {
         static BUCKETS: AtomicU32 = AtomicU32::new(0);
-        let moto = tokio::task::spawn_blocking(shared_moto)
+        let moto = tokio::task::spawn_blocking(MotoServer::shared)
             .await
             .expect("moto starts");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(moto.endpoint())
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .load()
-            .await;
+        let sdk = moto.sdk_config().await;
         let store = S3Store::from_sdk_config(&sdk);
         let bucket = format!(
             "conf-{}-{}",

@@ -8,14 +8,7 @@ use transfer::credentials::{CredentialsErrorKind, SecretCredentials};
 use transfer::oss::Credentials;
 
 async fn client(moto: &MotoServer) -> aws_sdk_secretsmanager::Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .endpoint_url(moto.endpoint())
-        .credentials_provider(aws_sdk_s3::config::Credentials::new(
-            "test", "test", None, None, "tests",
-        ))
-        .load()
-        .await;
+    let sdk = moto.sdk_config().await;
     aws_sdk_secretsmanager::Client::new(&sdk)
 }
 

@@ -5,7 +5,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// The repository root (the workspace directory).
 pub fn repo_root() -> &'static Path {
@@ -101,6 +101,33 @@ impl MotoServer {
     /// The server's port.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// One server shared by the tests of a test binary that run at the same time: started on
+    /// first use, stopped when the last handle is dropped. Blocks while it starts, so call it
+    /// from `tokio::task::spawn_blocking` inside async tests.
+    pub fn shared() -> Arc<MotoServer> {
+        static SHARED: Mutex<Weak<MotoServer>> = Mutex::new(Weak::new());
+        let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(moto) = slot.upgrade() {
+            return moto;
+        }
+        let moto = Arc::new(MotoServer::start());
+        *slot = Arc::downgrade(&moto);
+        moto
+    }
+
+    /// An AWS SDK configuration that sends every service to this server, in `us-east-1`, with
+    /// moto's placeholder credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .endpoint_url(self.endpoint())
+            .credentials_provider(aws_credential_types::Credentials::new(
+                "test", "test", None, None, "moto",
+            ))
+            .load()
+            .await
     }
 }
 

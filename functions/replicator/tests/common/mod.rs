@@ -5,7 +5,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -27,18 +27,6 @@ pub const ACCOUNT: &str = "123456789012";
 pub const MIB: usize = 1024 * 1024;
 
 pub type Engine = Replicator<OssClient, S3Store>;
-
-/// One moto server shared by the tests that run at the same time; it stops with the last one.
-pub fn shared_moto() -> Arc<MotoServer> {
-    static SHARED: Mutex<Weak<MotoServer>> = Mutex::new(Weak::new());
-    let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(moto) = slot.upgrade() {
-        return moto;
-    }
-    let moto = Arc::new(MotoServer::start());
-    *slot = Arc::downgrade(&moto);
-    moto
-}
 
 /// A fixture from `events/`, as Lambda would deliver it.
 pub fn fixture(name: &str) -> SqsEvent {
@@ -93,17 +81,10 @@ impl Stack {
         )
         .await
         .expect("emulator starts");
-        let moto = tokio::task::spawn_blocking(shared_moto)
+        let moto = tokio::task::spawn_blocking(MotoServer::shared)
             .await
             .expect("moto starts");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(moto.endpoint())
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "test", "test", None, None, "tests",
-            ))
-            .load()
-            .await;
+        let sdk = moto.sdk_config().await;
         let s3 = S3Store::from_sdk_config(&sdk).client().clone();
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
