@@ -1,0 +1,298 @@
+//! The servers the benchmark runs against, each in its own process: the OSS emulator (with a
+//! data directory, seeded before it starts) and the S3 sink (`s3s-fs`, or moto for `--quick`
+//! without it).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, bail, ensure};
+use aws_sdk_s3::config::{BehaviorVersion, Credentials as S3Credentials, Region};
+use oss_emulator::{Emulator, EmulatorConfig, PutOptions};
+use transfer::oss::Credentials;
+
+use crate::RunArgs;
+use crate::procs::{Proc, wait_for_port};
+
+/// The emulator's key pair (also what the function's secret holds).
+pub(crate) const OSS_KEYS: (&str, &str) = ("AKBENCHOSS", "bench-oss-secret");
+/// The S3 sink's key pair.
+pub(crate) const S3_KEYS: (&str, &str) = ("AKBENCHS3", "bench-s3-secret");
+/// The source bucket.
+pub(crate) const SRC_BUCKET: &str = "bench-src";
+
+/// One object to seed: key and size.
+pub(crate) type Seed = (String, u64);
+
+/// The S3 server.
+enum SinkProcess {
+    S3sFs(#[allow(dead_code)] Proc),
+    Moto(#[allow(dead_code)] testkit::MotoServer),
+}
+
+/// The running servers and the bench's own clients for them.
+pub(crate) struct Stack {
+    /// Log and scratch directory.
+    pub(crate) work: PathBuf,
+    /// The emulator's URL.
+    pub(crate) oss_endpoint: String,
+    /// The emulator process.
+    pub(crate) emulator: Proc,
+    /// The S3 server's URL.
+    pub(crate) s3_endpoint: String,
+    /// `s3s-fs 0.14.1` or `moto`.
+    pub(crate) sink_name: &'static str,
+    /// The S3 server's process ID.
+    pub(crate) sink_pid: Option<u32>,
+    /// Kept so the sink lives as long as the stack.
+    _sink: SinkProcess,
+    /// An S3 client for set-up and checks (not measured).
+    pub(crate) s3: aws_sdk_s3::Client,
+    http: reqwest::Client,
+}
+
+/// Deterministic incompressible bytes (xorshift64), different per `seed`.
+pub(crate) fn pattern(len: u64, seed: u64) -> Vec<u8> {
+    let mut data = vec![0u8; usize::try_from(len).unwrap_or(0)];
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in data.chunks_mut(8) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let bytes = x.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+    data
+}
+
+/// Writes `objects` into the emulator data directory `dir` (through an in-process emulator, so
+/// no HTTP is involved), skipping those already there with the right size.
+pub(crate) async fn seed(dir: &Path, objects: &[Seed]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let emulator = Emulator::start(
+        EmulatorConfig::new()
+            .bucket(SRC_BUCKET)
+            .credentials(Credentials::new(OSS_KEYS.0, OSS_KEYS.1))
+            .data_dir(dir),
+    )
+    .await?;
+    for (i, (key, size)) in objects.iter().enumerate() {
+        if emulator
+            .head_object_direct(SRC_BUCKET, key)
+            .is_some_and(|o| o.size == *size)
+        {
+            continue;
+        }
+        let data = pattern(*size, i as u64 + 1);
+        emulator
+            .put_object_direct(SRC_BUCKET, key, data, PutOptions::default())
+            .await
+            .with_context(|| format!("seed {key}"))?;
+    }
+    emulator.shutdown().await;
+    Ok(())
+}
+
+impl Stack {
+    /// Starts the emulator on `data_dir` and the S3 sink.
+    pub(crate) async fn start(
+        args: &RunArgs,
+        work: &Path,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let logs = work.join("logs");
+        std::fs::create_dir_all(&logs)?;
+        let mut command = Command::new(args.bin_dir.join("oss-emulator"));
+        command
+            .args(["--listen", "127.0.0.1:0", "--bucket", SRC_BUCKET])
+            .args(["--access-key", OSS_KEYS.0, "--secret-key", OSS_KEYS.1])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "warn");
+        let (emulator, line, _) = Proc::spawn_until_line(
+            "oss-emulator",
+            command,
+            "listening on",
+            &logs.join("oss-emulator.log"),
+            Duration::from_secs(30),
+        )?;
+        let oss_endpoint = line
+            .rsplit(' ')
+            .next()
+            .context("emulator ready line")?
+            .trim()
+            .to_owned();
+        let (sink, s3_endpoint, sink_name, sink_pid) = match &args.s3s_fs {
+            Some(binary) => {
+                let root = work.join("s3");
+                if root.exists() {
+                    std::fs::remove_dir_all(&root)?;
+                }
+                std::fs::create_dir_all(&root)?;
+                let port = testkit::free_port();
+                let mut command = Command::new(binary);
+                command
+                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                    .args(["--access-key", S3_KEYS.0, "--secret-key", S3_KEYS.1])
+                    .arg(&root);
+                let proc = Proc::spawn("s3s-fs", command, &logs.join("s3s-fs.log"))?;
+                wait_for_port(port, Duration::from_secs(30)).await?;
+                let pid = proc.pid();
+                (
+                    SinkProcess::S3sFs(proc),
+                    format!("http://127.0.0.1:{port}"),
+                    "s3s-fs 0.14.1",
+                    Some(pid),
+                )
+            }
+            None => {
+                let moto = tokio::task::spawn_blocking(testkit::MotoServer::start).await?;
+                let endpoint = moto.endpoint();
+                (SinkProcess::Moto(moto), endpoint, "moto", None)
+            }
+        };
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .endpoint_url(&s3_endpoint)
+                .force_path_style(true)
+                .credentials_provider(S3Credentials::new(
+                    S3_KEYS.0, S3_KEYS.1, None, None, "bench",
+                ))
+                .build(),
+        );
+        Ok(Self {
+            work: work.to_owned(),
+            oss_endpoint,
+            emulator,
+            s3_endpoint,
+            sink_name,
+            sink_pid,
+            _sink: sink,
+            s3,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Whether the sink is a separate process whose CPU can be read.
+    pub(crate) fn sink_cpu(&self) -> Option<Duration> {
+        let pid = self.sink_pid?;
+        crate::procs::cpu_of(&format!("/proc/{pid}/stat")).ok()
+    }
+
+    /// Creates a destination bucket.
+    pub(crate) async fn create_bucket(&self, bucket: &str) -> anyhow::Result<()> {
+        self.s3
+            .create_bucket()
+            .bucket(bucket)
+            .send()
+            .await
+            .with_context(|| format!("CreateBucket {bucket}"))?;
+        Ok(())
+    }
+
+    /// The size of a destination object.
+    pub(crate) async fn dst_size(&self, bucket: &str, key: &str) -> anyhow::Result<u64> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("HeadObject s3://{bucket}/{key}"))?;
+        Ok(head.content_length().unwrap_or(-1).max(0) as u64)
+    }
+
+    /// Checks that `s3://bucket/key` holds `size` bytes, then deletes it (disk stays bounded).
+    pub(crate) async fn check_and_delete(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+    ) -> anyhow::Result<()> {
+        let got = self.dst_size(bucket, key).await?;
+        ensure!(
+            got == size,
+            "s3://{bucket}/{key} holds {got} bytes, expected {size}"
+        );
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("DeleteObject s3://{bucket}/{key}"))?;
+        Ok(())
+    }
+
+    /// How many objects a bucket holds, and their total size.
+    pub(crate) async fn count_objects(&self, bucket: &str) -> anyhow::Result<(usize, u64)> {
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .into_paginator()
+            .send();
+        let (mut count, mut bytes) = (0, 0);
+        while let Some(page) = pages.next().await {
+            let page = page.with_context(|| format!("ListObjectsV2 {bucket}"))?;
+            for object in page.contents() {
+                count += 1;
+                bytes += object.size().unwrap_or(0).max(0) as u64;
+            }
+        }
+        Ok((count, bytes))
+    }
+
+    /// The emulator's request counts per operation (`GET /_emulator/stats`).
+    pub(crate) async fn oss_requests(
+        &self,
+    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+        let stats: serde_json::Value = self
+            .http
+            .get(format!("{}/_emulator/stats", self.oss_endpoint))
+            .send()
+            .await?
+            .error_for_status()?
+            .bytes()
+            .await
+            .map(|b| serde_json::from_slice(&b))??;
+        match stats.get("requests") {
+            Some(serde_json::Value::Object(map)) => Ok(map.clone()),
+            _ => bail!("emulator stats without requests: {stats}"),
+        }
+    }
+
+    /// Delays every OSS request by `ms` (an emulator fault rule), or stops delaying (`None`).
+    pub(crate) async fn set_oss_latency(&self, ms: Option<u64>) -> anyhow::Result<()> {
+        let rules = match ms {
+            Some(ms) => serde_json::json!([{"op": "*", "fault": {"kind": "latency", "ms": ms}}]),
+            None => serde_json::json!([]),
+        };
+        self.http
+            .put(format!("{}/_emulator/faults", self.oss_endpoint))
+            .header("content-type", "application/json")
+            .body(rules.to_string())
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// Zeroes the emulator's counters.
+    pub(crate) async fn reset_oss_requests(&self) -> anyhow::Result<()> {
+        self.http
+            .post(format!("{}/_emulator/stats/reset", self.oss_endpoint))
+            .send()
+            .await?
+            .error_for_status()?;
+        Ok(())
+    }
+
+    /// The log directory.
+    pub(crate) fn logs(&self) -> PathBuf {
+        self.work.join("logs")
+    }
+}
