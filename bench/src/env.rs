@@ -12,7 +12,7 @@ use oss_emulator::{Emulator, EmulatorConfig, PutOptions};
 use transfer::oss::Credentials;
 
 use crate::RunArgs;
-use crate::procs::{Proc, wait_for_port};
+use testkit::process::{ManagedProcess, ReadyLine, cpu_of, wait_for_port};
 
 /// The emulator's key pair (also what the function's secret holds).
 pub(crate) const OSS_KEYS: (&str, &str) = ("AKBENCHOSS", "bench-oss-secret");
@@ -26,8 +26,8 @@ pub(crate) type Seed = (String, u64);
 
 /// The S3 server.
 enum SinkProcess {
-    S3sFs(#[allow(dead_code)] Proc),
-    Moto(#[allow(dead_code)] testkit::MotoServer),
+    S3sFs(#[expect(dead_code, reason = "kept only so the process lives")] ManagedProcess),
+    Moto(#[expect(dead_code, reason = "kept only so the server lives")] testkit::MotoServer),
 }
 
 /// The running servers and the bench's own clients for them.
@@ -37,7 +37,7 @@ pub(crate) struct Stack {
     /// The emulator's URL.
     pub(crate) oss_endpoint: String,
     /// The emulator process.
-    pub(crate) emulator: Proc,
+    pub(crate) emulator: ManagedProcess,
     /// The S3 server's URL.
     pub(crate) s3_endpoint: String,
     /// `s3s-fs 0.14.1` or `moto`.
@@ -109,47 +109,41 @@ impl Stack {
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "warn");
-        let (emulator, line, _) = Proc::spawn_until_line(
+        let (emulator, ready) = ManagedProcess::spawn_until(
             "oss-emulator",
             command,
-            "listening on",
             &logs.join("oss-emulator.log"),
-            Duration::from_secs(30),
+            ReadyLine {
+                prefix: "oss-emulator listening on",
+                timeout: Duration::from_secs(30),
+            },
         )?;
-        let oss_endpoint = line
-            .rsplit(' ')
-            .next()
-            .context("emulator ready line")?
-            .trim()
-            .to_owned();
-        let (sink, s3_endpoint, sink_name, sink_pid) = match &args.s3s_fs {
-            Some(binary) => {
-                let root = work.join("s3");
-                if root.exists() {
-                    std::fs::remove_dir_all(&root)?;
-                }
-                std::fs::create_dir_all(&root)?;
-                let port = testkit::free_port();
-                let mut command = Command::new(binary);
-                command
-                    .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-                    .args(["--access-key", S3_KEYS.0, "--secret-key", S3_KEYS.1])
-                    .arg(&root);
-                let proc = Proc::spawn("s3s-fs", command, &logs.join("s3s-fs.log"))?;
-                wait_for_port(port, Duration::from_secs(30)).await?;
-                let pid = proc.pid();
-                (
-                    SinkProcess::S3sFs(proc),
-                    format!("http://127.0.0.1:{port}"),
-                    "s3s-fs 0.14.1",
-                    Some(pid),
-                )
+        let oss_endpoint = ready.rest;
+        let (sink, s3_endpoint, sink_name, sink_pid) = if let Some(binary) = &args.s3s_fs {
+            let root = work.join("s3");
+            if root.exists() {
+                std::fs::remove_dir_all(&root)?;
             }
-            None => {
-                let moto = tokio::task::spawn_blocking(testkit::MotoServer::start).await?;
-                let endpoint = moto.endpoint();
-                (SinkProcess::Moto(moto), endpoint, "moto", None)
-            }
+            std::fs::create_dir_all(&root)?;
+            let port = testkit::free_port();
+            let mut command = Command::new(binary);
+            command
+                .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+                .args(["--access-key", S3_KEYS.0, "--secret-key", S3_KEYS.1])
+                .arg(&root);
+            let proc = ManagedProcess::spawn("s3s-fs", command, &logs.join("s3s-fs.log"))?;
+            wait_for_port(port, Duration::from_secs(30)).await?;
+            let pid = proc.pid();
+            (
+                SinkProcess::S3sFs(proc),
+                format!("http://127.0.0.1:{port}"),
+                "s3s-fs 0.14.1",
+                Some(pid),
+            )
+        } else {
+            let moto = tokio::task::spawn_blocking(testkit::MotoServer::start).await?;
+            let endpoint = moto.endpoint();
+            (SinkProcess::Moto(moto), endpoint, "moto", None)
         };
         let s3 = aws_sdk_s3::Client::from_conf(
             aws_sdk_s3::Config::builder()
@@ -178,7 +172,7 @@ impl Stack {
     /// Whether the sink is a separate process whose CPU can be read.
     pub(crate) fn sink_cpu(&self) -> Option<Duration> {
         let pid = self.sink_pid?;
-        crate::procs::cpu_of(&format!("/proc/{pid}/stat")).ok()
+        cpu_of(&format!("/proc/{pid}/stat")).ok()
     }
 
     /// Creates a destination bucket.
@@ -202,7 +196,10 @@ impl Stack {
             .send()
             .await
             .with_context(|| format!("HeadObject s3://{bucket}/{key}"))?;
-        Ok(head.content_length().unwrap_or(-1).max(0) as u64)
+        Ok(head
+            .content_length()
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(0))
     }
 
     /// Checks that `s3://bucket/key` holds `size` bytes, then deletes it (disk stays bounded).
@@ -240,7 +237,10 @@ impl Stack {
             let page = page.with_context(|| format!("ListObjectsV2 {bucket}"))?;
             for object in page.contents() {
                 count += 1;
-                bytes += object.size().unwrap_or(0).max(0) as u64;
+                bytes += object
+                    .size()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .unwrap_or(0);
             }
         }
         Ok((count, bytes))

@@ -9,8 +9,6 @@
 mod env;
 mod lambda;
 mod measure;
-mod procs;
-mod proxy;
 mod raw_pipe;
 mod report;
 mod sigv4;
@@ -45,7 +43,7 @@ pub(crate) struct RunArgs {
     /// Where `oss-emulator`, `replicator` and `bootstrap` (the forwarder) are.
     #[arg(long)]
     bin_dir: PathBuf,
-    /// The project venv's python (alibabacloud_oss_v2, boto3, moto).
+    /// The project venv's python (`alibabacloud_oss_v2`, boto3, moto).
     #[arg(long)]
     python: PathBuf,
     /// The `s3s-fs` binary; without it the S3 sink is moto (only sensible with `--quick`).

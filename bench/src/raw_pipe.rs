@@ -3,6 +3,7 @@
 //! engine, and nothing else: no HEADs, no CRCs, no SDK, only the signatures the servers demand
 //! (OSS V4 from `transfer`'s signer, S3 SigV4 with `UNSIGNED-PAYLOAD`).
 
+use std::fmt::Write as _;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
@@ -86,7 +87,7 @@ pub(crate) async fn run(args: RawPipeArgs) -> anyhow::Result<()> {
         .await?;
     pipe.complete(&upload_id, etags).await?;
     let seconds = started.elapsed().as_secs_f64();
-    let (cpu, peak_rss) = crate::procs::own_usage()?;
+    let (cpu, peak_rss) = testkit::process::own_usage()?;
     println!(
         "{}",
         serde_json::json!({
@@ -204,9 +205,10 @@ impl Pipe {
         etags.sort();
         let mut xml = String::from("<CompleteMultipartUpload>");
         for (number, etag) in etags {
-            xml.push_str(&format!(
+            let _ = write!(
+                xml,
                 "<Part><PartNumber>{number}</PartNumber><ETag>{etag}</ETag></Part>"
-            ));
+            );
         }
         xml.push_str("</CompleteMultipartUpload>");
         let response = self

@@ -1,6 +1,7 @@
 //! The results: a Markdown table for people, JSON with every figure and its parameters.
 
 use serde_json::{Map, Value};
+use std::fmt::Write as _;
 
 /// Whether a figure meets its target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,24 +82,25 @@ impl Report {
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::from("| # | Figure | Value | Target | |\n|---|---|---|---|---|\n");
         for r in &self.rows {
-            out.push_str(&format!(
-                "| {} | {} | {} | {} | {} |\n",
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
                 r.id,
                 r.figure,
                 r.value,
                 r.target,
                 r.verdict.as_str()
-            ));
+            );
         }
         for note in &self.notes {
-            out.push_str(&format!("\n- {note}"));
+            let _ = write!(out, "\n- {note}");
         }
         out.push('\n');
         out
     }
 
     /// The JSON document: `meta`, then every row and figure.
-    pub(crate) fn json(&self, meta: Value) -> Value {
+    pub(crate) fn json(&self, meta: &Value) -> Value {
         let rows: Vec<Value> = self
             .rows
             .iter()
@@ -125,7 +127,7 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     match v.len() {
         0 => 0.0,
         n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+        n => f64::midpoint(v[n / 2 - 1], v[n / 2]),
     }
 }
 
@@ -136,6 +138,12 @@ pub(crate) fn quantile(values: &[f64], q: f64) -> f64 {
     if v.is_empty() {
         return 0.0;
     }
+    // The nearest-rank quantile: q in 0..=1, so the rank is within the values' count.
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "q * len is in 0..=len"
+    )]
     let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
     v[rank - 1]
 }
@@ -145,6 +153,10 @@ mod tests {
     use super::*;
 
     #[test]
+    #[expect(
+        clippy::float_cmp,
+        reason = "nearest-rank quantiles return one of the values"
+    )]
     fn median_and_quantiles_use_nearest_rank() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);

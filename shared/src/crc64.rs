@@ -33,7 +33,7 @@ impl std::fmt::Debug for Crc64 {
         f.debug_struct("Crc64")
             .field("crc", &self.value())
             .field("len", &self.len)
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -103,7 +103,9 @@ mod tests {
 
     #[test]
     fn combining_part_crcs_gives_whole_crc() {
-        let data: Vec<u8> = (0..300_001u32).map(|i| (i ^ (i >> 7)) as u8).collect();
+        let data: Vec<u8> = (0..300_001u32)
+            .map(|i| (i ^ (i >> 7)).to_le_bytes()[0])
+            .collect();
         let mut whole = 0;
         for part in data.chunks(65_536) {
             whole = combine(whole, checksum(part), part.len() as u64);

@@ -14,18 +14,24 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use backon::BackoffBuilder;
 use futures::StreamExt;
 
+use crate::retry::RetryPolicy;
 use crate::task::ReplicationTask;
 
 /// SendMessageBatch's entry limit.
 pub const MAX_BATCH_ENTRIES: usize = 10;
 /// SendMessageBatch's size limit for one message and for the whole batch: 1 MiB.
-pub const MAX_BATCH_BYTES: usize = 1024 * 1024;
+pub const MAX_BATCH_BYTES: usize = crate::size::as_usize(crate::size::MIB);
 /// How many batches one [`SqsSender::send_tasks`] call has in flight.
 pub const BATCH_CONCURRENCY: usize = 4;
 
 /// Whether a queue URL names a FIFO queue (its name ends in `.fifo`).
 pub fn is_fifo_queue(queue_url: &str) -> bool {
-    queue_url.trim_end_matches('/').ends_with(".fifo")
+    queue_url
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .and_then(|name| name.rsplit_once('.'))
+        .is_some_and(|(_, suffix)| suffix == "fifo")
 }
 
 /// One message ready for a SendMessageBatch entry.
@@ -92,26 +98,9 @@ pub fn chunk_messages(messages: Vec<OutgoingMessage>) -> Vec<Vec<OutgoingMessage
     chunks
 }
 
-/// How a failed send is retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SendRetry {
-    /// Total attempts per batch, including the first (default 4).
-    pub max_attempts: usize,
-    /// The first backoff delay (default 200 ms); it doubles, with jitter.
-    pub min_delay: Duration,
-    /// The longest backoff delay (default 2 s).
-    pub max_delay: Duration,
-}
-
-impl Default for SendRetry {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            min_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(2),
-        }
-    }
-}
+/// How a failed send is retried: 4 attempts, 200 ms doubling up to 2 s, with jitter.
+pub const DEFAULT_SEND_RETRY: RetryPolicy =
+    RetryPolicy::new(4, Duration::from_millis(200), Duration::from_secs(2));
 
 /// A message that was not enqueued.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -189,7 +178,7 @@ pub struct SqsSender {
     client: Client,
     queue_url: String,
     fifo: bool,
-    retry: SendRetry,
+    retry: RetryPolicy,
 }
 
 impl SqsSender {
@@ -200,12 +189,13 @@ impl SqsSender {
             fifo: is_fifo_queue(&queue_url),
             client,
             queue_url,
-            retry: SendRetry::default(),
+            retry: DEFAULT_SEND_RETRY,
         }
     }
 
     /// Replaces the retry policy.
-    pub fn with_retry(mut self, retry: SendRetry) -> Self {
+    #[must_use]
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
@@ -263,12 +253,7 @@ impl SqsSender {
         let mut pending = batch;
         let mut failed = Vec::new();
         let mut sent = 0;
-        let mut delays = backon::ExponentialBuilder::default()
-            .with_min_delay(self.retry.min_delay)
-            .with_max_delay(self.retry.max_delay)
-            .with_max_times(self.retry.max_attempts.saturating_sub(1))
-            .with_jitter()
-            .build();
+        let mut delays = self.retry.backoff().build();
         let mut last_errors: Vec<FailedMessage> = Vec::new();
         for attempt in 1..=self.retry.max_attempts.max(1) {
             if attempt > 1 {

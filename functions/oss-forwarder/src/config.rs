@@ -1,135 +1,70 @@
-//! The forwarder's configuration, read once from the environment at start-up.
+//! The forwarder's configuration, read once from the environment at start-up. Every variable
+//! and its default is listed in `docs/forwarder.md`.
 
-use std::time::Duration;
-
-use transfer::sqs::{SendRetry, SqsTimeouts};
+use transfer::env::{ConfigError, Env};
+use transfer::logging::{LogConfig, LogVars};
+use transfer::retry::RetryPolicy;
+use transfer::sqs::{DEFAULT_SEND_RETRY, SqsTimeouts};
 use transfer::trigger::EventFilter;
 
-/// A configuration problem, naming the variable at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub(crate) struct ConfigError {
-    /// The environment variable.
-    var: &'static str,
-    /// What is wrong with it.
-    reason: String,
-}
-
-fn error(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        reason: reason.into(),
-    }
-}
-
-/// Log settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogConfig {
-    /// A tracing filter directive (`RUST_LOG` verbatim, else `LOG_LEVEL` for this code).
-    pub(crate) filter: String,
-    /// JSON lines instead of text (`LOG_FORMAT=json`).
-    pub(crate) json: bool,
-}
+/// The log variables (FC has no logging controls of its own).
+const LOG_VARS: LogVars = LogVars {
+    level: "LOG_LEVEL",
+    format: "LOG_FORMAT",
+    crates: &["bootstrap", "oss_forwarder", "transfer"],
+};
 
 /// Everything the forwarder reads from its environment.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub struct Config {
     /// The target queue (`SQS_QUEUE_URL`).
-    pub(crate) queue_url: String,
+    pub queue_url: String,
     /// The queue's AWS region (`AWS_REGION`); the SDK reads it again itself.
-    pub(crate) region: String,
+    pub region: String,
     /// The port to listen on.
-    pub(crate) port: u16,
+    pub port: u16,
     /// Which events and keys are forwarded.
-    pub(crate) filter: EventFilter,
+    pub filter: EventFilter,
     /// SQS client timeouts.
-    pub(crate) timeouts: SqsTimeouts,
+    pub timeouts: SqsTimeouts,
     /// SQS send retries.
-    pub(crate) retry: SendRetry,
+    pub retry: RetryPolicy,
     /// Logging.
-    pub(crate) log: LogConfig,
+    pub log: LogConfig,
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the configuration through `lookup` (a variable's value, if set).
-    pub(crate) fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        // Unset and empty mean the same: FC consoles tend to leave empty values behind.
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-
-        let queue_url = get("SQS_QUEUE_URL").ok_or_else(|| error("SQS_QUEUE_URL", "is not set"))?;
-        if !(queue_url.starts_with("https://") || queue_url.starts_with("http://")) {
-            return Err(error("SQS_QUEUE_URL", "is not an http(s) queue URL"));
-        }
-        let region = get("AWS_REGION").ok_or_else(|| error("AWS_REGION", "is not set"))?;
-
-        let port = match get("FC_CUSTOM_LISTEN_PORT") {
+    /// Reads the configuration from `env`.
+    pub fn from_env(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let queue_url = env.required_url("SQS_QUEUE_URL")?;
+        let region = env.required("AWS_REGION")?;
+        let port = match env.optional("FC_CUSTOM_LISTEN_PORT") {
             Some(port) => parse_port("FC_CUSTOM_LISTEN_PORT", &port)?,
-            None => match get("FC_SERVER_PORT") {
+            None => match env.optional("FC_SERVER_PORT") {
                 Some(port) => parse_port("FC_SERVER_PORT", &port)?,
                 None => 9000,
             },
         };
-
-        let deletes = match get("FORWARD_DELETES") {
-            Some(v) => parse_bool("FORWARD_DELETES", &v)?,
-            None => false,
-        };
         let filter = EventFilter::from_settings(
-            get("FORWARD_EVENTS").as_deref(),
-            deletes,
-            get("KEY_PREFIX_INCLUDE").as_deref(),
-            get("KEY_PREFIX_EXCLUDE").as_deref(),
+            env.optional("FORWARD_EVENTS").as_deref(),
+            env.flag("FORWARD_DELETES", false)?,
+            env.optional("KEY_PREFIX_INCLUDE").as_deref(),
+            env.optional("KEY_PREFIX_EXCLUDE").as_deref(),
         )
-        .map_err(|e| error("FORWARD_EVENTS", e.to_string()))?;
-
+        .map_err(|e| ConfigError::new("FORWARD_EVENTS", e.to_string()))?;
         let defaults = SqsTimeouts::default();
         let timeouts = SqsTimeouts {
-            connect: millis(&get, "SQS_CONNECT_TIMEOUT_MS", defaults.connect)?,
-            call: millis(&get, "SQS_CALL_TIMEOUT_MS", defaults.call)?,
+            connect: env.millis("SQS_CONNECT_TIMEOUT_MS", defaults.connect)?,
+            call: env.millis("SQS_CALL_TIMEOUT_MS", defaults.call)?,
         };
-        let mut retry = SendRetry::default();
-        if let Some(attempts) = get("SQS_SEND_ATTEMPTS") {
-            retry.max_attempts = attempts
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=10).contains(n))
-                .ok_or_else(|| error("SQS_SEND_ATTEMPTS", "must be an integer from 1 to 10"))?;
-        }
-
-        // LOG_LEVEL applies to this function's own code; the AWS SDK stays at `warn` (its debug
-        // output is large). RUST_LOG, when set, is used verbatim.
-        let filter_directive = match (get("RUST_LOG"), get("LOG_LEVEL")) {
-            (Some(directive), _) => directive,
-            (None, level) => {
-                let level = level
-                    .unwrap_or_else(|| "info".to_owned())
-                    .to_ascii_lowercase();
-                if !["trace", "debug", "info", "warn", "error"].contains(&level.as_str()) {
-                    return Err(error(
-                        "LOG_LEVEL",
-                        "must be trace, debug, info, warn or error",
-                    ));
-                }
-                format!("warn,bootstrap={level},transfer={level}")
-            }
+        let retry = RetryPolicy {
+            max_attempts: env.number(
+                "SQS_SEND_ATTEMPTS",
+                1..=10,
+                DEFAULT_SEND_RETRY.max_attempts,
+            )?,
+            ..DEFAULT_SEND_RETRY
         };
-        let json = match get("LOG_FORMAT").map(|f| f.to_ascii_lowercase()).as_deref() {
-            None | Some("text") => false,
-            Some("json") => true,
-            Some(_) => return Err(error("LOG_FORMAT", "must be `text` or `json`")),
-        };
-
         Ok(Self {
             queue_url,
             region,
@@ -137,10 +72,7 @@ impl Config {
             filter,
             timeouts,
             retry,
-            log: LogConfig {
-                filter: filter_directive,
-                json,
-            },
+            log: LogConfig::from_env(env, LOG_VARS)?,
         })
     }
 }
@@ -148,39 +80,13 @@ impl Config {
 fn parse_port(var: &'static str, value: &str) -> Result<u16, ConfigError> {
     value
         .parse()
-        .map_err(|_| error(var, format!("{value:?} is not a port number")))
-}
-
-fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(error(
-            var,
-            format!("{value:?} is not a boolean (true/false)"),
-        )),
-    }
-}
-
-fn millis(
-    get: &impl Fn(&str) -> Option<String>,
-    var: &'static str,
-    default: Duration,
-) -> Result<Duration, ConfigError> {
-    match get(var) {
-        None => Ok(default),
-        Some(v) => v
-            .parse::<u64>()
-            .ok()
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis)
-            .ok_or_else(|| error(var, "must be a positive number of milliseconds")),
-    }
+        .map_err(|_| ConfigError::new(var, format!("{value:?} is not a port number")))
 }
 
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 
@@ -189,7 +95,7 @@ mod tests {
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_env(&Env::new(|name: &str| map.get(name).cloned()))
     }
 
     const BASE: [(&str, &str); 2] = [
@@ -209,11 +115,11 @@ mod tests {
         assert_eq!(
             c.log,
             LogConfig {
-                filter: "warn,bootstrap=info,transfer=info".into(),
+                filter: "warn,bootstrap=info,oss_forwarder=info,transfer=info".into(),
                 json: false
             }
         );
-        assert_eq!(c.retry, SendRetry::default());
+        assert_eq!(c.retry, DEFAULT_SEND_RETRY);
     }
 
     #[test]
@@ -275,7 +181,10 @@ mod tests {
         ]))
         .unwrap();
         assert!(c.log.json);
-        assert_eq!(c.log.filter, "warn,bootstrap=debug,transfer=debug");
+        assert_eq!(
+            c.log.filter,
+            "warn,bootstrap=debug,oss_forwarder=debug,transfer=debug"
+        );
         assert!(config(&with(&[("LOG_LEVEL", "loud")])).is_err());
         assert_eq!(c.timeouts.call, Duration::from_millis(1500));
         assert_eq!(c.retry.max_attempts, 2);

@@ -7,23 +7,24 @@
 )]
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use testkit::MotoServer;
-use transfer::task::{IncomingMessage, LegacyDefaults, ReplicationTask, TaskOp, parse_message};
+use testkit::process::{ManagedProcess, ReadyLine};
+use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
+use transfer::task::{ReplicationTask, TaskOp};
 
 /// The AWS secret key the forwarder gets; moto does not check it, the tests check it is never logged.
 const SECRET: &str = "aws-secret-must-not-be-logged";
 
-/// A running `bootstrap` process; killed on drop.
+/// A running `bootstrap` process (testkit's process manager: logged to a file, stopped on
+/// drop).
 struct Forwarder {
-    child: Child,
+    process: ManagedProcess,
     base: String,
-    logs: Arc<Mutex<Vec<String>>>,
+    _logs: tempfile::TempDir,
 }
 
 impl Forwarder {
@@ -37,52 +38,29 @@ impl Forwarder {
             .env("AWS_SECRET_ACCESS_KEY", SECRET)
             .env("AWS_REGION", "us-east-1")
             .env("LOG_LEVEL", "debug")
-            .envs(vars.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("spawn bootstrap");
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        for (stream, tx) in [
-            (Box::new(stdout) as Box<dyn std::io::Read + Send>, Some(tx)),
-            (Box::new(stderr), None),
-        ] {
-            let logs = Arc::clone(&logs);
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    if let (Some(tx), Some(addr)) =
-                        (&tx, line.strip_prefix("oss-forwarder listening on "))
-                    {
-                        let _ = tx.send(addr.to_owned());
-                    }
-                    logs.lock().unwrap().push(line);
-                }
-            });
-        }
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!(
-                    "bootstrap did not report its address; output:\n{}",
-                    logs.lock().unwrap().join("\n")
-                );
-            }
-        };
-        let port = addr.rsplit(':').next().expect("port").to_owned();
+            .envs(vars.iter().copied());
+        let logs = tempfile::tempdir().expect("a log directory");
+        let (process, ready) = ManagedProcess::spawn_until(
+            "bootstrap",
+            command,
+            &logs.path().join("bootstrap.log"),
+            ReadyLine {
+                prefix: "oss-forwarder listening on",
+                timeout: Duration::from_secs(30),
+            },
+        )
+        .unwrap_or_else(|e| panic!("bootstrap did not start: {e:#}"));
+        let port = ready.rest.rsplit(':').next().expect("port").to_owned();
         Self {
-            child,
+            process,
             base: format!("http://127.0.0.1:{port}"),
-            logs,
+            _logs: logs,
         }
     }
 
     /// Everything the process wrote so far (stdout and stderr lines).
     fn logs(&self) -> String {
-        self.logs.lock().unwrap().join("\n")
+        self.process.log_text()
     }
 
     /// The first log line containing all of `needles`, waiting up to 10 s for it to arrive.
@@ -90,12 +68,10 @@ impl Forwarder {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let found = self
-                .logs
-                .lock()
-                .unwrap()
-                .iter()
+                .logs()
+                .lines()
                 .find(|l| needles.iter().all(|n| l.contains(n)))
-                .cloned();
+                .map(str::to_owned);
             if found.is_some() || Instant::now() > deadline {
                 return found;
             }
@@ -111,7 +87,7 @@ impl Forwarder {
             .header("x-fc-access-key-secret", "fc-secret-must-not-be-logged")
             .header("content-type", "application/octet-stream")
             .body(body)
-            .timeout(Duration::from_secs(120))
+            .timeout(Duration::from_mins(2))
             .send()
             .await
             .expect("invoke answers");
@@ -125,13 +101,6 @@ impl Forwarder {
         let json = serde_json::from_slice(&bytes)
             .unwrap_or_else(|e| panic!("JSON response ({e}): {}", String::from_utf8_lossy(&bytes)));
         (status, fc_status, json)
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -175,7 +144,10 @@ impl Queue {
         let moto = MotoServer::start();
         let client = sqs_client(&moto.endpoint()).await;
         let mut request = client.create_queue().queue_name(name);
-        if name.ends_with(".fifo") {
+        if std::path::Path::new(name)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("fifo"))
+        {
             request = request.attributes(QueueAttributeName::FifoQueue, "true");
         }
         let url = request
@@ -195,7 +167,7 @@ impl Queue {
         ]
     }
 
-    async fn forwarder(&self, extra: &[(&str, &str)]) -> Forwarder {
+    fn forwarder(&self, extra: &[(&str, &str)]) -> Forwarder {
         let env = self.env();
         let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
         vars.extend_from_slice(extra);
@@ -265,7 +237,7 @@ fn assert_fc_error(response: &(u16, String, serde_json::Value), kind: &str) {
 #[tokio::test]
 async fn forwards_single_put_as_versioned_task() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let response = forwarder.invoke("req-put-1", fixture("oss-put.json")).await;
     assert_ok(&response);
     assert_eq!(response.2["sent"], 1);
@@ -303,7 +275,7 @@ async fn forwards_single_put_as_versioned_task() {
 #[tokio::test]
 async fn sends_batch_of_25_events_in_three_batch_calls() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let response = forwarder
         .invoke("req-batch", fixture("oss-batch.json"))
         .await;
@@ -321,7 +293,7 @@ async fn sends_batch_of_25_events_in_three_batch_calls() {
 #[tokio::test]
 async fn forwards_only_the_completed_multipart_upload() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let response = forwarder
         .invoke("req-mpu", fixture("oss-multipart.json"))
         .await;
@@ -341,7 +313,7 @@ async fn forwards_only_the_completed_multipart_upload() {
 #[tokio::test]
 async fn forwards_every_append() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     assert_ok(
         &forwarder
             .invoke("req-append", fixture("oss-append.json"))
@@ -362,7 +334,7 @@ async fn forwards_every_append() {
 #[tokio::test]
 async fn ignores_deletes_by_default() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let response = forwarder
         .invoke("req-del", fixture("oss-delete.json"))
         .await;
@@ -375,7 +347,7 @@ async fn ignores_deletes_by_default() {
 #[tokio::test]
 async fn forwards_deletes_when_enabled() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[("FORWARD_DELETES", "true")]).await;
+    let forwarder = queue.forwarder(&[("FORWARD_DELETES", "true")]);
     assert_ok(
         &forwarder
             .invoke("req-del", fixture("oss-delete.json"))
@@ -394,7 +366,7 @@ async fn forwards_deletes_when_enabled() {
 #[tokio::test]
 async fn keeps_odd_keys_byte_exact() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     assert_ok(
         &forwarder
             .invoke("req-odd", fixture("oss-odd-keys.json"))
@@ -411,7 +383,7 @@ async fn keeps_odd_keys_byte_exact() {
 #[tokio::test]
 async fn sends_duplicate_events_once() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let response = forwarder
         .invoke("req-dup", fixture("oss-duplicates.json"))
         .await;
@@ -430,12 +402,10 @@ async fn sends_duplicate_events_once() {
 #[tokio::test]
 async fn applies_key_prefix_filters() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue
-        .forwarder(&[
-            ("KEY_PREFIX_INCLUDE", "data/,logs/"),
-            ("KEY_PREFIX_EXCLUDE", "data/tmp/"),
-        ])
-        .await;
+    let forwarder = queue.forwarder(&[
+        ("KEY_PREFIX_INCLUDE", "data/,logs/"),
+        ("KEY_PREFIX_EXCLUDE", "data/tmp/"),
+    ]);
     let response = forwarder
         .invoke("req-pfx", fixture("oss-prefixes.json"))
         .await;
@@ -451,7 +421,7 @@ async fn applies_key_prefix_filters() {
 #[tokio::test]
 async fn fifo_queue_gets_group_and_deduplication_ids() {
     let queue = Queue::create("tasks.fifo").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     assert_ok(
         &forwarder
             .invoke("req-fifo", fixture("oss-odd-keys.json"))
@@ -485,7 +455,7 @@ async fn fifo_queue_gets_group_and_deduplication_ids() {
 #[tokio::test]
 async fn rejects_malformed_bodies_with_fc_404_and_enqueues_nothing() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     for name in [
         "oss-malformed-not-json.txt",
         "oss-malformed-no-events.json",
@@ -506,7 +476,7 @@ async fn rejects_malformed_bodies_with_fc_404_and_enqueues_nothing() {
 #[tokio::test]
 async fn answers_initialize_and_pre_stop() {
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let http = reqwest::Client::new();
     let init = http
         .post(format!("{}/initialize", forwarder.base))
@@ -609,7 +579,7 @@ async fn chain_from_emulator_trigger_through_forwarder_to_sqs() {
     };
 
     let queue = Queue::create("tasks").await;
-    let forwarder = queue.forwarder(&[]).await;
+    let forwarder = queue.forwarder(&[]);
     let emulator = Emulator::start(
         EmulatorConfig::new()
             .region("cn-hangzhou")

@@ -1,19 +1,19 @@
 //! The replicator's configuration, read once from the environment at start-up. Every variable
 //! and its default is listed in `docs/replicator.md`.
 
-use std::net::IpAddr;
-use std::ops::RangeInclusive;
-use std::str::FromStr;
 use std::time::Duration;
 
-use transfer::batch::BatchSettings;
-use transfer::metrics::DEFAULT_NAMESPACE;
-use transfer::oss::{AddressingStyle, Endpoint, OssConfig};
+use transfer::env::{ConfigError, Env, oss_config};
+use transfer::logging::{LogConfig, LogVars};
+use transfer::oss::OssConfig;
 use transfer::replicate::{CopySettings, RestoreSettings};
+use transfer::s3::{S3Compat, neutral_class};
+use transfer::size::MIB;
 use transfer::store::{Encryption, RestoreTier};
 use transfer::trigger::EventFilter;
 
-const MIB: u64 = 1024 * 1024;
+use crate::batch::BatchSettings;
+use crate::metrics::DEFAULT_NAMESPACE;
 
 /// S3 storage classes accepted in `DST_STORAGE_CLASS`.
 const S3_STORAGE_CLASSES: &[&str] = &[
@@ -28,143 +28,50 @@ const S3_STORAGE_CLASSES: &[&str] = &[
     "EXPRESS_ONEZONE",
 ];
 
-/// A configuration problem, naming the variable at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("{var}: {reason}")]
-pub(crate) struct ConfigError {
-    var: &'static str,
-    reason: String,
-}
-
-fn error(var: &'static str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        var,
-        reason: reason.into(),
-    }
-}
-
-/// Log settings (Lambda's advanced logging controls).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogConfig {
-    /// A tracing filter directive: `RUST_LOG` verbatim, else from `AWS_LAMBDA_LOG_LEVEL`.
-    pub(crate) filter: String,
-    /// JSON lines (`AWS_LAMBDA_LOG_FORMAT=JSON`) instead of text.
-    pub(crate) json: bool,
-}
+/// The log variables Lambda's advanced logging controls set.
+const LOG_VARS: LogVars = LogVars {
+    level: "AWS_LAMBDA_LOG_LEVEL",
+    format: "AWS_LAMBDA_LOG_FORMAT",
+    crates: &["replicator", "transfer"],
+};
 
 /// Everything the replicator reads from its environment.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub struct Config {
     /// The OSS client's region, endpoint and addressing style.
-    pub(crate) oss: OssConfig,
+    pub oss: OssConfig,
     /// The Secrets Manager secret with the OSS credentials (`OSS_SECRET_ID`).
-    pub(crate) oss_secret_id: String,
+    pub oss_secret_id: String,
     /// The copy engine's settings.
-    pub(crate) copy: CopySettings,
+    pub copy: CopySettings,
     /// Batch behaviour.
-    pub(crate) batch: BatchSettings,
+    pub batch: BatchSettings,
     /// Where continuations go (`QUEUE_URL`).
-    pub(crate) queue_url: String,
+    pub queue_url: String,
     /// Where permanent failures go (`DLQ_URL`); the redrive policy's job when unset.
-    pub(crate) dlq_url: Option<String>,
+    pub dlq_url: Option<String>,
     /// The CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`).
-    pub(crate) metrics_namespace: String,
+    pub metrics_namespace: String,
     /// The `FunctionName` metric dimension (`AWS_LAMBDA_FUNCTION_NAME`).
-    pub(crate) function_name: String,
+    pub function_name: String,
     /// Path-style S3 addressing: on when an S3 endpoint override (`AWS_ENDPOINT_URL_S3` or
     /// `AWS_ENDPOINT_URL`) is set, as local S3 servers need.
-    pub(crate) s3_path_style: bool,
+    pub s3_path_style: bool,
+    /// Workarounds for an S3-compatible test server (`OSS2S3_S3_COMPAT=moto`); tests and the
+    /// local stack only.
+    pub s3_compat: S3Compat,
     /// Logging.
-    pub(crate) log: LogConfig,
-}
-
-/// Reads variables through a lookup; unset and empty mean the same.
-struct Env<F> {
-    lookup: F,
-}
-
-impl<F: Fn(&str) -> Option<String>> Env<F> {
-    fn optional(&self, var: &'static str) -> Option<String> {
-        (self.lookup)(var)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    }
-
-    fn required(&self, var: &'static str) -> Result<String, ConfigError> {
-        self.optional(var)
-            .ok_or_else(|| error(var, "is required but not set"))
-    }
-
-    fn flag(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
-        let Some(value) = self.optional(var) else {
-            return Ok(default);
-        };
-        match value.to_ascii_lowercase().as_str() {
-            "1" | "true" | "yes" | "on" => Ok(true),
-            "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(error(
-                var,
-                format!("{value:?} is not a boolean (true/false)"),
-            )),
-        }
-    }
-
-    fn number<T>(
-        &self,
-        var: &'static str,
-        range: RangeInclusive<T>,
-        default: T,
-    ) -> Result<T, ConfigError>
-    where
-        T: FromStr + PartialOrd + std::fmt::Display + Copy,
-    {
-        let Some(value) = self.optional(var) else {
-            return Ok(default);
-        };
-        value
-            .parse::<T>()
-            .ok()
-            .filter(|n| range.contains(n))
-            .ok_or_else(|| {
-                error(
-                    var,
-                    format!(
-                        "{value:?} is not an integer from {} to {}",
-                        range.start(),
-                        range.end()
-                    ),
-                )
-            })
-    }
-
-    fn url(&self, var: &'static str, value: String) -> Result<String, ConfigError> {
-        if value.starts_with("https://") || value.starts_with("http://") {
-            Ok(value)
-        } else {
-            Err(error(var, format!("{value:?} is not an http(s) URL")))
-        }
-    }
+    pub log: LogConfig,
 }
 
 impl Config {
-    /// Reads the process environment.
-    pub(crate) fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// Reads the configuration through `lookup` (a variable's value, if set).
-    pub(crate) fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ConfigError> {
-        let env = Env { lookup };
-        let oss = oss_config(&env)?;
+    /// Reads the configuration from `env`.
+    pub fn from_env(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let oss = oss_config(env)?;
         let oss_secret_id = env.required("OSS_SECRET_ID")?;
-        let copy = copy_settings(&env)?;
-        let queue_url = env.url("QUEUE_URL", env.required("QUEUE_URL")?)?;
-        let dlq_url = env
-            .optional("DLQ_URL")
-            .map(|url| env.url("DLQ_URL", url))
-            .transpose()?;
+        let copy = copy_settings(env)?;
+        let queue_url = env.required_url("QUEUE_URL")?;
+        let dlq_url = env.url("DLQ_URL")?;
         let mut batch = BatchSettings::new(oss.region.clone());
         batch.legacy_bucket = env.optional("OSS_BUCKET");
         batch.message_concurrency = env.number(
@@ -174,7 +81,13 @@ impl Config {
         )?;
         batch.start_margin = copy.deadline_margin;
         batch.event_filter = EventFilter::from_settings(None, copy.replicate_deletes, None, None)
-            .map_err(|e| error("REPLICATE_DELETES", e.to_string()))?;
+            .map_err(|e| ConfigError::new("REPLICATE_DELETES", e.to_string()))?;
+        let s3_compat = match env.optional("OSS2S3_S3_COMPAT") {
+            None => S3Compat::Aws,
+            Some(name) => S3Compat::parse(&name).ok_or_else(|| {
+                ConfigError::new("OSS2S3_S3_COMPAT", format!("{name:?} is not aws or moto"))
+            })?,
+        };
         Ok(Self {
             oss,
             oss_secret_id,
@@ -190,64 +103,9 @@ impl Config {
                 .unwrap_or_else(|| "replicator".to_owned()),
             s3_path_style: env.optional("AWS_ENDPOINT_URL_S3").is_some()
                 || env.optional("AWS_ENDPOINT_URL").is_some(),
-            log: log_config(&env)?,
+            s3_compat,
+            log: LogConfig::from_env(env, LOG_VARS)?,
         })
-    }
-}
-
-/// `OSS_REGION`, `OSS_ENDPOINT`, `OSS_PATH_STYLE`, `OSS_CNAME`.
-fn oss_config(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<OssConfig, ConfigError> {
-    let region = env.required("OSS_REGION")?;
-    if !region
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err(error(
-            "OSS_REGION",
-            format!("{region:?} is not a region ID such as cn-hangzhou"),
-        ));
-    }
-    let endpoint = match env.optional("OSS_ENDPOINT").as_deref() {
-        None => Endpoint::Public,
-        Some("accelerate") => Endpoint::Accelerate,
-        Some("internal") => Endpoint::Internal,
-        Some(url) => Endpoint::Custom(url.to_owned()),
-    };
-    let host = match &endpoint {
-        Endpoint::Custom(url) => endpoint_host(url),
-        _ => "",
-    };
-    let is_ip = host.parse::<IpAddr>().is_ok();
-    let path_style = env.flag("OSS_PATH_STYLE", is_ip || host == "localhost")?;
-    if is_ip && !path_style {
-        return Err(error(
-            "OSS_PATH_STYLE",
-            "must be true for an endpoint that is an IP address (no bucket subdomain possible)",
-        ));
-    }
-    let cname = env.flag("OSS_CNAME", false)?;
-    let addressing = match (path_style, cname) {
-        (true, true) => return Err(error("OSS_CNAME", "cannot be combined with OSS_PATH_STYLE")),
-        (true, false) => AddressingStyle::PathStyle,
-        (false, true) => AddressingStyle::Cname,
-        (false, false) => AddressingStyle::VirtualHosted,
-    };
-    let config = OssConfig::new(region)
-        .with_endpoint(endpoint)
-        .with_addressing(addressing);
-    config
-        .endpoint_url()
-        .map_err(|e| error("OSS_ENDPOINT", e.to_string()))?;
-    Ok(config)
-}
-
-/// The host of `url` (with or without scheme), without brackets or port.
-fn endpoint_host(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let authority = rest.split('/').next().unwrap_or_default();
-    match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or_default(),
-        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
     }
 }
 
@@ -261,9 +119,9 @@ fn copy_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<CopySetti
         .map(|class| {
             let upper = class.to_ascii_uppercase();
             if S3_STORAGE_CLASSES.contains(&upper.as_str()) {
-                Ok(upper)
+                Ok(neutral_class(&upper.as_str().into()))
             } else {
-                Err(error(
+                Err(ConfigError::new(
                     "DST_STORAGE_CLASS",
                     format!("{class:?} is not one of {}", S3_STORAGE_CLASSES.join(", ")),
                 ))
@@ -302,18 +160,18 @@ fn encryption(
 ) -> Result<Option<Encryption>, ConfigError> {
     let key_id = env.optional("DST_SSE_KMS_KEY_ID");
     match env.optional("DST_SSE").as_deref() {
-        None if key_id.is_some() => Err(error(
+        None if key_id.is_some() => Err(ConfigError::new(
             "DST_SSE_KMS_KEY_ID",
             "is set but DST_SSE is not aws:kms",
         )),
         None => Ok(None),
-        Some("AES256") if key_id.is_some() => Err(error(
+        Some("AES256") if key_id.is_some() => Err(ConfigError::new(
             "DST_SSE_KMS_KEY_ID",
             "is set but DST_SSE is AES256, not aws:kms",
         )),
         Some("AES256") => Ok(Some(Encryption::Aes256)),
         Some("aws:kms") => Ok(Some(Encryption::Kms { key_id })),
-        Some(other) => Err(error(
+        Some(other) => Err(ConfigError::new(
             "DST_SSE",
             format!("{other:?} is not AES256 or aws:kms"),
         )),
@@ -336,7 +194,7 @@ fn restore_settings(
         Some("standard") => RestoreTier::Standard,
         Some("bulk") => RestoreTier::Bulk,
         Some(other) => {
-            return Err(error(
+            return Err(ConfigError::new(
                 "RESTORE_TIER",
                 format!("{other:?} is not Expedited, Standard or Bulk"),
             ));
@@ -356,44 +214,13 @@ fn restore_settings(
         }))
 }
 
-/// `RUST_LOG` verbatim, else `AWS_LAMBDA_LOG_LEVEL` for this code (the AWS SDK stays at warn);
-/// `AWS_LAMBDA_LOG_FORMAT=JSON` for JSON lines.
-fn log_config(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<LogConfig, ConfigError> {
-    let filter = match env.optional("RUST_LOG") {
-        Some(directive) => directive,
-        None => {
-            let level = env
-                .optional("AWS_LAMBDA_LOG_LEVEL")
-                .unwrap_or_else(|| "INFO".to_owned())
-                .to_ascii_lowercase();
-            // Lambda's levels include FATAL, which tracing calls error.
-            let level = match level.as_str() {
-                "fatal" => "error",
-                l @ ("trace" | "debug" | "info" | "warn" | "error") => l,
-                _ => {
-                    return Err(error(
-                        "AWS_LAMBDA_LOG_LEVEL",
-                        "must be TRACE, DEBUG, INFO, WARN, ERROR or FATAL",
-                    ));
-                }
-            };
-            format!("warn,replicator={level},transfer={level}")
-        }
-    };
-    let json = match env.optional("AWS_LAMBDA_LOG_FORMAT") {
-        None => false,
-        Some(format) if format.eq_ignore_ascii_case("json") => true,
-        Some(format) if format.eq_ignore_ascii_case("text") => false,
-        Some(_) => return Err(error("AWS_LAMBDA_LOG_FORMAT", "must be Text or JSON")),
-    };
-    Ok(LogConfig { filter, json })
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use transfer::oss::{AddressingStyle, Endpoint};
+    use transfer::store::StorageClass;
 
     const BASE: &[(&str, &str)] = &[
         ("OSS_REGION", "cn-hangzhou"),
@@ -410,7 +237,7 @@ mod tests {
         for (k, v) in extra {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
-        Config::from_lookup(|name| map.get(name).cloned())
+        Config::from_env(&Env::new(|name: &str| map.get(name).cloned()))
     }
 
     fn err(extra: &[(&str, &str)]) -> String {
@@ -433,7 +260,7 @@ mod tests {
         assert_eq!(c.copy.deadline_margin, Duration::from_secs(30));
         let restore = c.copy.restore.unwrap();
         assert_eq!((restore.days, restore.tier), (1, RestoreTier::Standard));
-        assert_eq!(restore.retry_after, Duration::from_secs(300));
+        assert_eq!(restore.retry_after, Duration::from_mins(5));
         assert_eq!(c.batch.message_concurrency, 4);
         assert_eq!(c.batch.legacy_bucket, None);
         assert_eq!(c.dlq_url, None);
@@ -498,7 +325,7 @@ mod tests {
             (c.copy.src_prefix.as_str(), c.copy.dst_prefix.as_str()),
             ("in/", "out/")
         );
-        assert_eq!(c.copy.storage_class.as_deref(), Some("STANDARD_IA"));
+        assert_eq!(c.copy.storage_class, Some(StorageClass::InfrequentAccess));
         assert_eq!(
             c.copy.sse,
             Some(Encryption::Kms {
@@ -520,7 +347,7 @@ mod tests {
         assert_eq!(c.dlq_url.as_deref(), Some("http://127.0.0.1:1/123/dlq"));
         let restore = c.copy.restore.unwrap();
         assert_eq!((restore.days, restore.tier), (3, RestoreTier::Bulk));
-        assert_eq!(restore.retry_after, Duration::from_secs(900));
+        assert_eq!(restore.retry_after, Duration::from_mins(15));
         assert_eq!(c.copy.deadline_margin, Duration::from_secs(45));
         assert_eq!(c.batch.start_margin, Duration::from_secs(45));
         assert_eq!(c.metrics_namespace, "ns");
@@ -615,13 +442,12 @@ mod tests {
     }
 
     #[test]
-    fn endpoint_hosts_are_extracted() {
-        assert_eq!(endpoint_host("http://127.0.0.1:9000"), "127.0.0.1");
-        assert_eq!(endpoint_host("http://[::1]:9000/"), "::1");
-        assert_eq!(endpoint_host("localhost:9000"), "localhost");
+    fn s3_compat_is_aws_unless_switched() {
+        assert_eq!(config(&[]).unwrap().s3_compat, S3Compat::Aws);
         assert_eq!(
-            endpoint_host("https://oss-cn-hangzhou.aliyuncs.com"),
-            "oss-cn-hangzhou.aliyuncs.com"
+            config(&[("OSS2S3_S3_COMPAT", "moto")]).unwrap().s3_compat,
+            S3Compat::Moto
         );
+        assert!(err(&[("OSS2S3_S3_COMPAT", "minio")]).starts_with("OSS2S3_S3_COMPAT"));
     }
 }

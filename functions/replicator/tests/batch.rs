@@ -10,12 +10,9 @@ use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use oss_emulator::{Fault, FaultRule, PutOptions};
+use replicator::queues::{DLQ_ATTR_KIND, DLQ_ATTR_MESSAGE_ID, DLQ_ATTR_REASON};
+use replicator::{BatchProcessor, BatchSettings, Metrics, MetricsSink, Queues, TaskReplicator};
 use tokio::time::Instant;
-use transfer::batch::{
-    BatchProcessor, BatchSettings, DLQ_ATTR_KIND, DLQ_ATTR_MESSAGE_ID, DLQ_ATTR_REASON, Queues,
-    TaskReplicator,
-};
-use transfer::metrics::{Metrics, MetricsSink};
 use transfer::oss::Credentials;
 use transfer::replicate::{CopySettings, Outcome, ReplicationError, SkipReason};
 use transfer::task::ReplicationTask;
@@ -84,10 +81,10 @@ async fn copies_object_named_by_versioned_task() {
     assert_eq!(stack.dst_bytes("photos/2024/cat.jpg").await, Some(body));
 
     // Redelivery is harmless: skipped by the destination marker, without reading the body.
-    stack.emulator.reset_stats();
+    stack.services.emulator.reset_stats();
     let response = processor.process(&event, None).await;
     assert!(ids(&response).is_empty(), "{response:?}");
-    assert_eq!(stack.emulator.stats().count("GetObject"), 0);
+    assert_eq!(stack.services.emulator.stats().count("GetObject"), 0);
     let docs = stack.emf();
     assert_eq!(with_metric(&docs, "ObjectsReplicated").len(), 1);
     let skipped = with_metric(&docs, "ObjectsSkipped");
@@ -160,7 +157,7 @@ async fn mixed_batch_copies_good_messages_and_dead_letters_the_bad_one() {
         .iter()
         .map(|d| d["BytesReplicated"].as_f64().unwrap())
         .sum();
-    assert_eq!(bytes, 600.0);
+    assert!((bytes - 600.0).abs() < f64::EPSILON, "{bytes}");
     for doc in &docs {
         let aws = &doc["_aws"];
         assert!(aws["Timestamp"].as_i64().is_some(), "{doc}");
@@ -185,7 +182,7 @@ async fn mixed_batch_copies_good_messages_and_dead_letters_the_bad_one() {
 async fn retryable_failure_is_reported_for_redelivery() {
     let stack = Stack::start().await;
     stack.seed("photos/2024/cat.jpg", &data(10, 7)).await;
-    stack.emulator.set_faults(vec![FaultRule::new(
+    stack.services.emulator.set_faults(vec![FaultRule::new(
         "HeadObject",
         Fault::Error {
             status: 503,
@@ -229,7 +226,10 @@ async fn permanent_failure_is_retried_when_the_dlq_cannot_take_it() {
 #[tokio::test]
 async fn archived_object_is_retried_after_the_restore_delay() {
     let stack = Stack::start().await;
-    stack.emulator.set_restore_delay(Duration::from_secs(3600));
+    stack
+        .services
+        .emulator
+        .set_restore_delay(Duration::from_hours(1));
     let options = PutOptions {
         storage_class: Some("Archive".into()),
         ..PutOptions::default()
@@ -241,7 +241,7 @@ async fn archived_object_is_retried_after_the_restore_delay() {
     let event = stack.enqueue_and_receive(&body).await;
     let response = stack.processor().process(&event, None).await;
     assert_eq!(ids(&response).len(), 1, "{response:?}");
-    assert_eq!(stack.emulator.stats().count("RestoreObject"), 1);
+    assert_eq!(stack.services.emulator.stats().count("RestoreObject"), 1);
     // The queue's visibility timeout is 1 s; the restore delay (600 s) keeps it hidden longer.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(
@@ -263,6 +263,7 @@ async fn rotated_secret_is_reread_after_a_credential_error() {
 
     // Rotate: the secret gets key B and OSS stops accepting key A.
     stack
+        .services
         .secrets
         .put_secret_value()
         .secret_id(&stack.secret_id)
@@ -271,12 +272,13 @@ async fn rotated_secret_is_reread_after_a_credential_error() {
         .await
         .expect("rotated");
     stack
+        .services
         .emulator
         .set_credentials(vec![Credentials::new("key-b", "secret-b")]);
     stack
         .seed("photos/2024/legacy dog.jpg", &data(50, 10))
         .await;
-    stack.emulator.reset_stats();
+    stack.services.emulator.reset_stats();
 
     let response = processor.process(&fixture("sqs-legacy.json"), None).await;
     assert!(ids(&response).is_empty(), "{response:?}");
@@ -285,16 +287,17 @@ async fn rotated_secret_is_reread_after_a_credential_error() {
         Some(data(50, 10))
     );
     assert_eq!(
-        stack.emulator.stats().count("HeadObject"),
+        stack.services.emulator.stats().count("HeadObject"),
         2,
         "one rejected HEAD with key A, one accepted with key B"
     );
 }
 
 #[tokio::test]
-async fn unreadable_secret_retries_the_whole_batch_without_calling_oss() {
+async fn unreadable_secret_retries_every_message_without_calling_oss() {
     let stack = Stack::start().await;
     stack
+        .services
         .secrets
         .put_secret_value()
         .secret_id(&stack.secret_id)
@@ -302,16 +305,31 @@ async fn unreadable_secret_retries_the_whole_batch_without_calling_oss() {
         .send()
         .await
         .expect("broken");
+    // Three messages name objects; the fourth is not JSON.
     let event = fixture("sqs-batch.json");
     let response = stack.processor().process(&event, None).await;
-    assert_eq!(ids(&response).len(), event.records.len());
-    assert_eq!(stack.emulator.stats().total_requests(), 0);
-    assert!(stack.receive(&stack.dlq_url).await.is_empty());
+    let mut retried = ids(&response);
+    retried.sort();
+    let mut expected: Vec<String> = event.records[..3]
+        .iter()
+        .map(|r| r.message_id.clone().unwrap_or_default())
+        .collect();
+    expected.sort();
+    assert_eq!(retried, expected, "every object message is retried");
+    assert_eq!(
+        stack.services.emulator.stats().total_requests(),
+        0,
+        "nothing was signed"
+    );
+    let dead = stack.receive(&stack.dlq_url).await;
+    assert_eq!(dead.len(), 1, "only the malformed message is dead-lettered");
+    assert_eq!(attribute(&dead[0], DLQ_ATTR_KIND), "Malformed");
     let kinds: Vec<_> = with_metric(&stack.emf(), "Failures")
         .into_iter()
-        .map(|d| d["Kind"].clone())
+        .map(|d| d["Kind"].as_str().unwrap_or_default().to_owned())
         .collect();
-    assert_eq!(kinds, ["secret_malformed"]);
+    let credentials = kinds.iter().filter(|k| *k == "Credentials").count();
+    assert_eq!(credentials, 3, "{kinds:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,7 +341,7 @@ async fn continuation_completes_the_object_in_a_second_invocation() {
     let body = data(3 * 5 * MIB + 7, 11);
     stack.seed("photos/2024/cat.jpg", &body).await;
     let copy = CopySettings {
-        deadline_margin: Duration::from_secs(3600),
+        deadline_margin: Duration::from_hours(1),
         ..stack.copy_settings()
     };
     let batch = BatchSettings {
@@ -363,7 +381,7 @@ async fn message_is_released_untouched_when_the_deadline_is_too_near_to_start() 
     let deadline = Instant::now() + Duration::from_secs(5);
     let response = stack.processor().process(&event, Some(deadline)).await;
     assert_eq!(ids(&response).len(), 1);
-    assert_eq!(stack.emulator.stats().total_requests(), 0);
+    assert_eq!(stack.services.emulator.stats().total_requests(), 0);
     assert_eq!(
         stack.receive(&stack.queue_url).await.len(),
         1,

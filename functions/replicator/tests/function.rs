@@ -1,5 +1,6 @@
-//! The real function binary refuses to start with an unusable configuration, naming the
-//! variable, before it talks to any service.
+//! The real function binary: it refuses to start with an unusable configuration, naming the
+//! variable, before it talks to any service; and in a Lambda execution environment (testkit's
+//! Runtime API) it answers an SQS event with `batchItemFailures`.
 
 use std::process::Command;
 
@@ -42,149 +43,66 @@ fn exits_naming_an_invalid_part_size() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The binary under a Lambda Runtime API stand-in
+// The binary in a Lambda execution environment (testkit's Runtime API)
 
 mod common;
 
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::routing::{get, post};
-
-/// The Lambda Runtime API as the function sees it: it hands out queued events and records the
-/// answers.
-#[derive(Default)]
-struct RuntimeApi {
-    events: Mutex<VecDeque<(String, String)>>,
-    answers: Mutex<Vec<(String, String, String)>>,
-}
-
-async fn next_invocation(State(api): State<Arc<RuntimeApi>>) -> (HeaderMap, String) {
-    let next = api.events.lock().expect("events").pop_front();
-    let Some((id, body)) = next else {
-        // No more events: keep the runtime waiting, as Lambda does between invocations.
-        std::future::pending::<()>().await;
-        unreachable!()
-    };
-    let deadline = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_millis()
-        + 120_000;
-    let mut headers = HeaderMap::new();
-    let mut set = |name: &'static str, value: String| {
-        headers.insert(name, HeaderValue::from_str(&value).expect("header value"));
-    };
-    set("lambda-runtime-aws-request-id", id);
-    set("lambda-runtime-deadline-ms", deadline.to_string());
-    set(
-        "lambda-runtime-invoked-function-arn",
-        "arn:aws:lambda:us-east-1:123456789012:function:replicator".into(),
-    );
-    set(
-        "lambda-runtime-trace-id",
-        "Root=1-00000000-000000000000000000000000".into(),
-    );
-    (headers, body)
-}
-
-async fn answer(
-    State(api): State<Arc<RuntimeApi>>,
-    Path((id, kind)): Path<(String, String)>,
-    body: String,
-) -> StatusCode {
-    api.answers.lock().expect("answers").push((id, kind, body));
-    StatusCode::ACCEPTED
-}
-
-async fn start_runtime_api(api: Arc<RuntimeApi>) -> std::net::SocketAddr {
-    let app = Router::new()
-        .route("/2018-06-01/runtime/invocation/next", get(next_invocation))
-        .route("/2018-06-01/runtime/invocation/{id}/{kind}", post(answer))
-        .with_state(api);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("address");
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    addr
-}
+use testkit::lambda::{FunctionInstance, FunctionSpec};
+use testkit::runtime_api::InvocationOutcome;
 
 #[tokio::test]
 async fn function_answers_an_sqs_event_with_batch_item_failures() {
     let stack = common::Stack::start().await;
     let body = common::data(4096, 21);
     stack.seed("photos/2024/cat.jpg", &body).await;
-    let api = Arc::new(RuntimeApi::default());
     let event =
         std::fs::read_to_string(testkit::repo_root().join("events/sqs-batch.json")).unwrap();
-    api.events
-        .lock()
-        .unwrap()
-        .push_back(("req-1".into(), event.clone()));
-    let addr = start_runtime_api(api.clone()).await;
+    let log = std::env::temp_dir().join(format!("replicator-function-{}.log", std::process::id()));
+    let emulator = stack.services.emulator.endpoint();
+    let moto = stack.services.moto.endpoint();
+    let env: Vec<(String, String)> = [
+        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_ENDPOINT_URL", moto.as_str()),
+        ("OSS_REGION", common::REGION),
+        ("OSS_ENDPOINT", emulator.as_str()),
+        ("OSS_BUCKET", common::SRC),
+        ("OSS_SECRET_ID", stack.secret_id.as_str()),
+        ("DST_BUCKET", stack.dst.as_str()),
+        ("DST_PREFIX", "mirror/"),
+        ("QUEUE_URL", stack.queue_url.as_str()),
+        ("DLQ_URL", stack.dlq_url.as_str()),
+        ("OSS2S3_S3_COMPAT", "moto"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let function = FunctionInstance::start(FunctionSpec {
+        name: "replicator".to_owned(),
+        binary: env!("CARGO_BIN_EXE_replicator").into(),
+        env,
+        memory_mb: 1024,
+        timeout: Duration::from_mins(2),
+        region: "us-east-1".to_owned(),
+        account: common::ACCOUNT.to_owned(),
+        log: log.clone(),
+        wrapper: Vec::new(),
+        grace: Duration::from_secs(2),
+    })
+    .await
+    .expect("the function starts");
+    let outcome = function.invoke(event.into_bytes().into()).await;
+    drop(function);
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
 
-    let log_path =
-        std::env::temp_dir().join(format!("replicator-runtime-api-{}.log", std::process::id()));
-    let log = std::fs::File::create(&log_path).unwrap();
-    let emulator = stack.emulator.endpoint();
-    let moto = stack.moto.endpoint();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_replicator"))
-        .env_clear()
-        .envs([
-            ("AWS_LAMBDA_RUNTIME_API", addr.to_string().as_str()),
-            ("AWS_LAMBDA_FUNCTION_NAME", "replicator"),
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024"),
-            ("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST"),
-            ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-            ("AWS_REGION", "us-east-1"),
-            ("AWS_ACCESS_KEY_ID", "test"),
-            ("AWS_SECRET_ACCESS_KEY", "test"),
-            ("AWS_ENDPOINT_URL", moto.as_str()),
-            ("OSS_REGION", common::REGION),
-            ("OSS_ENDPOINT", emulator.as_str()),
-            ("OSS_BUCKET", common::SRC),
-            ("OSS_SECRET_ID", stack.secret_id.as_str()),
-            ("DST_BUCKET", stack.dst.as_str()),
-            ("DST_PREFIX", "mirror/"),
-            ("QUEUE_URL", stack.queue_url.as_str()),
-            ("DLQ_URL", stack.dlq_url.as_str()),
-        ])
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("the function starts");
-
-    let started = std::time::Instant::now();
-    let answer = loop {
-        if let Some(answer) = api.answers.lock().unwrap().first().cloned() {
-            break answer;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!(
-                "the function exited with {status}:\n{}",
-                std::fs::read_to_string(&log_path).unwrap_or_default()
-            );
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "no answer");
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    let InvocationOutcome::Response(response) = outcome else {
+        panic!("the invocation failed: {outcome:?}\n{output}");
     };
-    let _ = child.kill();
-    let _ = child.wait();
-    let output = std::fs::read_to_string(&log_path).unwrap_or_default();
-    let _ = std::fs::remove_file(&log_path);
-
-    let (id, kind, response) = answer;
-    assert_eq!(
-        (id.as_str(), kind.as_str()),
-        ("req-1", "response"),
-        "{output}"
-    );
-    let response: serde_json::Value = serde_json::from_str(&response).unwrap();
+    let response: serde_json::Value = serde_json::from_slice(&response).unwrap();
     // Only the task's object exists; the legacy and event objects are gone (skipped), and the
     // malformed message went to the DLQ: nothing is left for SQS to redeliver.
     assert_eq!(

@@ -170,7 +170,7 @@ pub(crate) fn upload_stream(
 }
 
 /// A replayable body as a stream of slices (no copies).
-pub(crate) fn chunked(bytes: Bytes) -> BoxStream<'static, Result<Bytes, BoxError>> {
+pub(crate) fn chunked(bytes: &Bytes) -> BoxStream<'static, Result<Bytes, BoxError>> {
     let mut slices = Vec::with_capacity(bytes.len() / UPLOAD_CHUNK + 1);
     let mut offset = 0;
     while offset < bytes.len() {
@@ -218,7 +218,7 @@ impl fmt::Debug for ObjectBody {
             .field("key", &self.origin.key)
             .field("expected_len", &self.expected_len)
             .field("received", &self.crc.len())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
@@ -263,7 +263,7 @@ impl ObjectBody {
             .expected_len
             .and_then(|n| usize::try_from(n).ok())
             .unwrap_or(0)
-            .min(64 * 1024 * 1024);
+            .min(crate::size::as_usize(64 * crate::size::MIB));
         let mut buffer = Vec::with_capacity(capacity);
         while let Some(chunk) = self.next().await {
             buffer.extend_from_slice(&chunk?);
@@ -392,7 +392,7 @@ mod tests {
     async fn upload_stream_hashes_what_it_sends() {
         use http_body_util::BodyExt as _;
         let data = Bytes::from(vec![7_u8; 600_000]);
-        let (mut body, progress) = upload_stream(chunked(data.clone()), data.len() as u64);
+        let (mut body, progress) = upload_stream(chunked(&data), data.len() as u64);
         let mut sent = Vec::new();
         while let Some(frame) = body.frame().await {
             sent.extend_from_slice(frame.expect("ok").data_ref().expect("data"));

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+pub use crate::retry::RetryPolicy;
+
 use reqwest::Url;
 
 use super::error::OssError;
@@ -35,40 +36,12 @@ pub enum AddressingStyle {
     Cname,
 }
 
-/// Retry behaviour for retryable errors (see [`super::ErrorKind::is_retryable`]).
-///
-/// Delays grow exponentially from `base_delay`, doubling each time, with random jitter of up to
-/// the delay itself added, and never exceed `max_delay` before jitter. A throttling reply's
-/// `x-oss-qos-delay-time` raises the delay to at least the time OSS asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// The total number of attempts, including the first. Default: 4. `1` disables retries.
-    pub max_attempts: u32,
-    /// The delay before the first retry. Default: 200 ms.
-    pub base_delay: Duration,
-    /// The largest delay between attempts, before jitter. Default: 10 s.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        Self {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(200),
-            max_delay: Duration::from_secs(10),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// A policy that tries each request exactly once.
-    pub fn no_retries() -> Self {
-        Self {
-            max_attempts: 1,
-            ..Self::default()
-        }
-    }
-}
+/// The OSS client's retries: 4 attempts, 200 ms doubling up to 10 s, with jitter. Transient
+/// failures (throttling, 5xx, broken connections, timeouts, truncated bodies) are retried; a
+/// throttling reply's `x-oss-qos-delay-time` raises the next delay to at least the time OSS
+/// asked for.
+pub const DEFAULT_RETRY: RetryPolicy =
+    RetryPolicy::new(4, Duration::from_millis(200), Duration::from_secs(10));
 
 /// Everything an [`super::OssClient`] needs besides credentials.
 #[derive(Debug, Clone)]
@@ -89,7 +62,7 @@ pub struct OssConfig {
     /// The longest pause allowed while a body streams, in either direction, before the transfer
     /// counts as stalled. Default: 30 s.
     pub read_timeout: Duration,
-    /// The retry policy. Default: [`RetryPolicy::default`].
+    /// The retry policy. Default: [`DEFAULT_RETRY`].
     pub retry: RetryPolicy,
 }
 
@@ -101,43 +74,49 @@ impl OssConfig {
             endpoint: Endpoint::Public,
             addressing: AddressingStyle::VirtualHosted,
             connect_timeout: Duration::from_secs(10),
-            request_timeout: Duration::from_secs(60),
+            request_timeout: Duration::from_mins(1),
             read_timeout: Duration::from_secs(30),
-            retry: RetryPolicy::default(),
+            retry: DEFAULT_RETRY,
         }
     }
 
     /// Sets the endpoint.
+    #[must_use]
     pub fn with_endpoint(mut self, endpoint: Endpoint) -> Self {
         self.endpoint = endpoint;
         self
     }
 
     /// Sets the addressing style.
+    #[must_use]
     pub fn with_addressing(mut self, addressing: AddressingStyle) -> Self {
         self.addressing = addressing;
         self
     }
 
     /// Sets the retry policy.
+    #[must_use]
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
         self
     }
 
     /// Sets the connect timeout.
+    #[must_use]
     pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Sets the per-request timeout for operations without a large body.
+    #[must_use]
     pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self
     }
 
     /// Sets the idle timeout for streamed bodies.
+    #[must_use]
     pub fn with_read_timeout(mut self, timeout: Duration) -> Self {
         self.read_timeout = timeout;
         self
@@ -178,30 +157,15 @@ impl OssConfig {
     }
 }
 
-/// Bytes kept as they are in the URL path: unreserved characters and `/`, exactly as the V4
-/// canonical URI keeps them. Any difference between the two makes OSS reject the signature.
-const PATH_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-
-/// Bytes kept as they are in query keys and values: unreserved characters only.
-const QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
-
 /// Percent-encodes an object key for the URL path, keeping `/`.
 pub(crate) fn encode_key(key: &str) -> String {
-    utf8_percent_encode(key, PATH_ENCODE).to_string()
+    // The same encoding as the V4 canonical URI: any difference makes OSS reject the signature.
+    crate::encoding::encode_path(key).to_string()
 }
 
 /// Percent-encodes a query key or value.
 pub(crate) fn encode_query(value: &str) -> String {
-    utf8_percent_encode(value, QUERY_ENCODE).to_string()
+    crate::encoding::encode_query(value).to_string()
 }
 
 /// Builds the request URL for `bucket` and, for object operations, `key`.
@@ -441,7 +405,7 @@ mod tests {
         assert_eq!(c.endpoint, Endpoint::Public);
         assert_eq!(c.addressing, AddressingStyle::VirtualHosted);
         assert_eq!(c.connect_timeout, Duration::from_secs(10));
-        assert_eq!(c.request_timeout, Duration::from_secs(60));
+        assert_eq!(c.request_timeout, Duration::from_mins(1));
         assert_eq!(c.read_timeout, Duration::from_secs(30));
         assert_eq!(c.retry.max_attempts, 4);
     }

@@ -6,6 +6,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, HeaderValue};
 
+use crate::store::{ContentHeaders, unquote_etag};
+
 /// The prefix of user metadata headers.
 pub const USER_META_PREFIX: &str = "x-oss-meta-";
 
@@ -138,7 +140,7 @@ impl RestoreState {
                 "expiry-date" => {
                     expiry = httpdate::parse_http_date(raw)
                         .ok()
-                        .map(DateTime::<Utc>::from)
+                        .map(DateTime::<Utc>::from);
                 }
                 _ => {}
             }
@@ -169,49 +171,15 @@ fn split_params(value: &str) -> Vec<&str> {
     parts
 }
 
-/// The standard content headers that travel with an object.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ContentHeaders {
-    /// `Content-Type`.
-    pub content_type: Option<String>,
-    /// `Content-Encoding`.
-    pub content_encoding: Option<String>,
-    /// `Content-Disposition`.
-    pub content_disposition: Option<String>,
-    /// `Content-Language`.
-    pub content_language: Option<String>,
-    /// `Cache-Control`.
-    pub cache_control: Option<String>,
-    /// `Expires`, as sent (OSS keeps it as text).
-    pub expires: Option<String>,
-}
-
-impl ContentHeaders {
-    /// Reads the content headers from a response.
-    pub fn from_headers(headers: &HeaderMap) -> Self {
-        Self {
-            content_type: text(headers, "content-type"),
-            content_encoding: text(headers, "content-encoding"),
-            content_disposition: text(headers, "content-disposition"),
-            content_language: text(headers, "content-language"),
-            cache_control: text(headers, "cache-control"),
-            expires: text(headers, "expires"),
-        }
-    }
-
-    /// The headers as (name, value) pairs, for a request.
-    pub fn pairs(&self) -> Vec<(&'static str, &str)> {
-        [
-            ("content-type", &self.content_type),
-            ("content-encoding", &self.content_encoding),
-            ("content-disposition", &self.content_disposition),
-            ("content-language", &self.content_language),
-            ("cache-control", &self.cache_control),
-            ("expires", &self.expires),
-        ]
-        .into_iter()
-        .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
-        .collect()
+/// Reads the standard content headers from a response.
+pub fn content_headers(headers: &HeaderMap) -> ContentHeaders {
+    ContentHeaders {
+        content_type: text(headers, "content-type"),
+        content_encoding: text(headers, "content-encoding"),
+        content_disposition: text(headers, "content-disposition"),
+        content_language: text(headers, "content-language"),
+        cache_control: text(headers, "cache-control"),
+        expires: text(headers, "expires"),
     }
 }
 
@@ -261,8 +229,7 @@ impl ObjectMeta {
             etag: text(headers, "etag").unwrap_or_default(),
             crc64: text(headers, "x-oss-hash-crc64ecma").and_then(|v| v.parse().ok()),
             object_type: text(headers, "x-oss-object-type")
-                .map(|v| ObjectType::parse(&v))
-                .unwrap_or(ObjectType::Normal),
+                .map_or(ObjectType::Normal, |v| ObjectType::parse(&v)),
             storage_class: text(headers, "x-oss-storage-class")
                 .map(|v| StorageClass::parse(&v))
                 .unwrap_or_default(),
@@ -272,7 +239,7 @@ impl ObjectMeta {
             last_modified: text(headers, "last-modified")
                 .and_then(|v| httpdate::parse_http_date(&v).ok())
                 .map(DateTime::<Utc>::from),
-            content: ContentHeaders::from_headers(headers),
+            content: content_headers(headers),
             user_metadata,
             request_id: text(headers, "x-oss-request-id"),
         })
@@ -292,14 +259,6 @@ impl ObjectMeta {
     pub fn is_restoring(&self) -> bool {
         self.restore == RestoreState::InProgress
     }
-}
-
-/// An ETag without surrounding quotes (and without a weak `W/` marker).
-pub fn unquote_etag(etag: &str) -> &str {
-    let etag = etag.strip_prefix("W/").unwrap_or(etag);
-    etag.strip_prefix('"')
-        .and_then(|e| e.strip_suffix('"'))
-        .unwrap_or(etag)
 }
 
 /// A parsed `Content-Range: bytes first-last/total` header.

@@ -3,21 +3,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 
-use super::config::RetryPolicy;
 use super::error::OssError;
-
-/// The backoff schedule for `policy`: `base_delay` doubling up to `max_delay`, plus jitter.
-fn backoff(policy: &RetryPolicy) -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(policy.base_delay)
-        .with_max_delay(policy.max_delay.max(policy.base_delay))
-        .with_factor(2.0)
-        .with_max_times(policy.max_attempts.saturating_sub(1) as usize)
-        .with_jitter()
-        .with_jitter_seed(rand::random())
-}
+use crate::retry::RetryPolicy;
 
 /// The delay before the next attempt: the backoff's, raised to what OSS asked for.
 pub(crate) fn next_delay(error: &OssError, backoff: Option<Duration>) -> Option<Duration> {
@@ -36,7 +25,7 @@ where
     Fut: Future<Output = Result<T, OssError>>,
 {
     attempt
-        .retry(backoff(policy))
+        .retry(policy.backoff().with_jitter_seed(rand::random()))
         .sleep(tokio::time::sleep)
         .when(OssError::is_retryable)
         .adjust(next_delay)
@@ -44,7 +33,7 @@ where
             tracing::debug!(
                 operation = error.operation(),
                 key = error.key().unwrap_or(""),
-                delay_ms = delay.as_millis() as u64,
+                delay_ms = crate::size::millis(delay),
                 error = %error,
                 "retrying OSS request"
             );
@@ -59,11 +48,11 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     fn fast(max_attempts: u32) -> RetryPolicy {
-        RetryPolicy {
+        RetryPolicy::new(
             max_attempts,
-            base_delay: Duration::from_millis(1),
-            max_delay: Duration::from_millis(2),
-        }
+            Duration::from_millis(1),
+            Duration::from_millis(2),
+        )
     }
 
     fn failure(kind: ErrorKind) -> OssError {

@@ -4,15 +4,17 @@
 //! tests fix the signing time, so the official vectors cannot be checked from outside it; it always
 //! emits an `AdditionalHeaders=` part, even an empty one; and it cannot verify a received request,
 //! which the emulator needs. The algorithm follows Alibaba's V4 documentation and the official SDKs;
-//! see `DESIGN.md` ("Signature V4") for the step list this module implements.
+//! see `docs/protocol.md` ("Signature V4") for the step list this module implements.
 
 use std::fmt;
+use std::fmt::Write as _;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use hmac::{Hmac, Mac};
 use http::{HeaderMap, HeaderValue};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
+
+use crate::encoding::{encode_path, encode_query};
 
 /// The algorithm name that starts every V4 `Authorization` header and string to sign.
 pub const ALGORITHM: &str = "OSS4-HMAC-SHA256";
@@ -24,20 +26,6 @@ const PRODUCT: &str = "oss";
 const REQUEST_TYPE: &str = "aliyun_v4_request";
 /// The `x-oss-date` format: `YYYYMMDDTHHMMSSZ`.
 const DATETIME_FORMAT: &str = "%Y%m%dT%H%M%SZ";
-
-/// Bytes kept as they are in the canonical URI: unreserved characters and `/`.
-const URI_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-/// Bytes kept as they are in canonical query keys and values: unreserved characters only.
-const QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -65,6 +53,7 @@ impl Credentials {
     }
 
     /// The same credentials with an STS security token.
+    #[must_use]
     pub fn with_security_token(mut self, token: impl Into<String>) -> Self {
         self.security_token = Some(token.into());
         self
@@ -224,17 +213,12 @@ pub fn canonical_request(request: &SignableRequest<'_>, additional_headers: &[St
             uri.push_str(key);
         }
     }
-    let uri = utf8_percent_encode(&uri, URI_ENCODE).to_string();
+    let uri = encode_path(&uri).to_string();
 
     let mut query: Vec<(String, String)> = request
         .query
         .iter()
-        .map(|(k, v)| {
-            (
-                utf8_percent_encode(k, QUERY_ENCODE).to_string(),
-                utf8_percent_encode(v, QUERY_ENCODE).to_string(),
-            )
-        })
+        .map(|(k, v)| (encode_query(k).to_string(), encode_query(v).to_string()))
         .collect();
     query.sort();
     let query = query
@@ -263,13 +247,15 @@ pub fn canonical_request(request: &SignableRequest<'_>, additional_headers: &[St
         }
     }
     headers.sort();
-    let headers: String = headers.iter().map(|(k, v)| format!("{k}:{v}\n")).collect();
+    let headers = headers.iter().fold(String::new(), |mut out, (k, v)| {
+        let _ = writeln!(out, "{k}:{v}");
+        out
+    });
 
     let payload = request
         .headers
         .get("x-oss-content-sha256")
-        .map(header_text)
-        .unwrap_or_else(|| UNSIGNED_PAYLOAD.to_owned());
+        .map_or_else(|| UNSIGNED_PAYLOAD.to_owned(), header_text);
 
     format!(
         "{}\n{uri}\n{query}\n{headers}\n{}\n{payload}",

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use percent_encoding::percent_decode_str;
 use quick_xml::escape::escape;
 use serde::Deserialize;
+use std::fmt::Write as _;
 
 use super::meta::{ObjectType, StorageClass};
 
@@ -80,7 +81,7 @@ struct CommonPrefixXml {
 fn url_decode(value: &str) -> Result<String, String> {
     percent_decode_str(value)
         .decode_utf8()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
         .map_err(|_| format!("{value:?} does not decode to UTF-8"))
 }
 
@@ -236,10 +237,11 @@ pub(crate) fn complete_body(parts: &[(u32, String)]) -> String {
     sorted.sort_by_key(|(n, _)| *n);
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (number, etag) in sorted {
-        xml.push_str(&format!(
+        let _ = write!(
+            xml,
             "<Part><PartNumber>{number}</PartNumber><ETag>{}</ETag></Part>",
             escape(etag.as_str())
-        ));
+        );
     }
     xml.push_str("</CompleteMultipartUpload>");
     xml
@@ -271,10 +273,11 @@ impl RestoreTier {
 pub(crate) fn restore_body(days: u32, tier: Option<RestoreTier>) -> String {
     let mut xml = format!("<RestoreRequest><Days>{days}</Days>");
     if let Some(tier) = tier {
-        xml.push_str(&format!(
+        let _ = write!(
+            xml,
             "<JobParameters><Tier>{}</Tier></JobParameters>",
             tier.as_str()
-        ));
+        );
     }
     xml.push_str("</RestoreRequest>");
     xml

@@ -110,6 +110,7 @@ impl ReplicationError {
     }
 
     /// Sets how long to wait before retrying.
+    #[must_use]
     pub fn with_retry_after(mut self, delay: Duration) -> Self {
         self.retry_after = Some(delay);
         self

@@ -1,5 +1,16 @@
 //! The copy engine: makes the destination hold the source object's current state, streamed in
-//! bounded memory and verified end to end.
+//! bounded memory and verified end to end. It knows stores only through the seam in
+//! [`store`](crate::store), so the same engine copies OSS → S3 and S3 → OSS.
+//!
+//! | step | module |
+//! |---|---|
+//! | task → source HEAD, key candidates, marker check, single PUT | `engine` |
+//! | pinned, retried reads | `read` |
+//! | part plan, parts in flight, verify, complete | `multipart` |
+//! | continuation state between invocations | `continuation`, `resume` |
+//! | no upload left behind | `guard` |
+//! | delete tasks | `delete` |
+//! | destination marker | `marker` |
 //!
 //! [`Replicator::replicate`] takes one [`ReplicationTask`](crate::task::ReplicationTask) and returns an [`Outcome`] or a
 //! [`ReplicationError`] whose [`FailureKind`] says whether the message should be retried (SQS
@@ -34,21 +45,24 @@
 //! supports for every upload; `crc-fast` computes it at memory speed, and CRCs combine, so no
 //! second pass over the data is needed. (moto stores but does not verify these checksums.)
 
+mod continuation;
+mod delete;
 mod engine;
 mod error;
+mod guard;
+mod marker;
+mod multipart;
+mod outcome;
+mod read;
+mod resume;
 mod settings;
 
-pub use engine::{Outcome, Replicator, SkipReason};
+pub use continuation::{Continuation, ContinuedPart};
+pub use engine::Replicator;
 pub use error::{FailureKind, ReplicationError};
-pub use settings::{Continuation, ContinuedPart, CopySettings, RestoreSettings};
-
-/// Marker metadata name: the source object, `oss://<bucket>/<percent-encoded key>`.
-pub const MARKER_SOURCE: &str = "oss2s3-src";
-/// Marker metadata name: the source ETag without quotes.
-pub const MARKER_ETAG: &str = "oss2s3-src-etag";
-/// Marker metadata name: the source CRC-64/XZ, decimal.
-pub const MARKER_CRC64: &str = "oss2s3-src-crc64";
-/// Marker metadata name: the source size in bytes, decimal.
-pub const MARKER_SIZE: &str = "oss2s3-src-size";
-/// Marker metadata name: the key a copied symlink pointed to (percent-encoded).
-pub const MARKER_SYMLINK_TARGET: &str = "oss2s3-symlink-target";
+pub use marker::{
+    MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE, MARKER_SYMLINK_TARGET, marker_matches,
+    source_marker, source_url,
+};
+pub use outcome::{Outcome, SkipReason};
+pub use settings::{CopySettings, RestoreSettings};

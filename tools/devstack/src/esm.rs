@@ -21,14 +21,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::encodings::Base64Data;
-use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage, SqsMessageAttribute};
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use crate::function::FunctionInstance;
-use crate::runtime_api::InvocationOutcome;
+use testkit::lambda::FunctionInstance;
+use testkit::runtime_api::InvocationOutcome;
+use testkit::sqs_event::{failed_items, from_messages};
 
 /// The event source mapping's settings.
 #[derive(Debug, Clone)]
@@ -112,7 +111,7 @@ pub async fn run_poller(
             .received
             .fetch_add(messages.len() as u64, Ordering::Relaxed);
         stats.invocations.fetch_add(1, Ordering::Relaxed);
-        let event = sqs_event(&messages, &settings);
+        let event = from_messages(&messages, &settings.queue_arn, &settings.region);
         let payload = match serde_json::to_vec(&event) {
             Ok(payload) => Bytes::from(payload),
             Err(err) => {
@@ -154,7 +153,7 @@ pub async fn run_poller(
             messages = messages.len(),
             failed = failed.len(),
             deleted,
-            ms = started.elapsed().as_millis() as u64,
+            ms = transfer::size::millis(started.elapsed()),
             "batch done"
         );
     }
@@ -173,8 +172,9 @@ async fn receive_batch(
         return Ok(messages);
     }
     let window_end = Instant::now() + settings.batching_window;
-    while (messages.len() as i32) < batch_size && Instant::now() < window_end {
-        let more = receive(sqs, settings, batch_size - messages.len() as i32, 0).await?;
+    let received = |messages: &Vec<Message>| i32::try_from(messages.len()).unwrap_or(i32::MAX);
+    while received(&messages) < batch_size && Instant::now() < window_end {
+        let more = receive(sqs, settings, batch_size - received(&messages), 0).await?;
         if more.is_empty() {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -199,96 +199,6 @@ async fn receive(
         .send()
         .await?;
     Ok(output.messages.unwrap_or_default())
-}
-
-/// The `SqsEvent` Lambda builds from received messages.
-pub fn sqs_event(messages: &[Message], settings: &EsmSettings) -> SqsEvent {
-    let mut event = SqsEvent::default();
-    event.records = messages
-        .iter()
-        .map(|m| {
-            let mut record = SqsMessage::default();
-            record.message_id = m.message_id().map(str::to_owned);
-            record.receipt_handle = m.receipt_handle().map(str::to_owned);
-            record.body = m.body().map(str::to_owned);
-            record.md5_of_body = m.md5_of_body().map(str::to_owned);
-            record.md5_of_message_attributes = m.md5_of_message_attributes().map(str::to_owned);
-            record.attributes = m
-                .attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), v.clone()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            record.message_attributes = m
-                .message_attributes()
-                .map(|a| {
-                    a.iter()
-                        .map(|(name, value)| {
-                            let mut attribute = SqsMessageAttribute::default();
-                            attribute.string_value = value.string_value().map(str::to_owned);
-                            attribute.binary_value =
-                                value.binary_value().map(|b| base64(b.as_ref()));
-                            attribute.string_list_values = value.string_list_values().to_vec();
-                            attribute.binary_list_values = value
-                                .binary_list_values()
-                                .iter()
-                                .map(|b| base64(b.as_ref()))
-                                .collect();
-                            attribute.data_type = Some(value.data_type().to_owned());
-                            (name.clone(), attribute)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            record.event_source = Some("aws:sqs".into());
-            record.event_source_arn = Some(settings.queue_arn.clone());
-            record.aws_region = Some(settings.region.clone());
-            record
-        })
-        .collect();
-    event
-}
-
-fn base64(bytes: &[u8]) -> Base64Data {
-    let mut data = Base64Data::default();
-    *data = bytes.to_vec();
-    data
-}
-
-/// The message IDs to keep, read from a function response as Lambda reads it with
-/// `ReportBatchItemFailures`. `Err` means the whole batch failed.
-pub fn failed_items(body: &[u8], batch_ids: &[&str]) -> Result<HashSet<String>, String> {
-    let text = std::str::from_utf8(body).map_err(|_| "response is not UTF-8".to_owned())?;
-    if text.trim().is_empty() {
-        return Ok(HashSet::new());
-    }
-    let value: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("response is not JSON: {e}"))?;
-    let failures = match &value {
-        serde_json::Value::Null => return Ok(HashSet::new()),
-        serde_json::Value::Object(map) => match map.get("batchItemFailures") {
-            None | Some(serde_json::Value::Null) => return Ok(HashSet::new()),
-            Some(serde_json::Value::Array(items)) => items,
-            Some(other) => return Err(format!("batchItemFailures is not a list: {other}")),
-        },
-        other => return Err(format!("response is not an object: {other}")),
-    };
-    let mut failed = HashSet::new();
-    for item in failures {
-        let id = item
-            .get("itemIdentifier")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| format!("no itemIdentifier in {item}"))?;
-        if id.is_empty() || !batch_ids.contains(&id) {
-            return Err(format!(
-                "itemIdentifier {id:?} is not a message of the batch"
-            ));
-        }
-        failed.insert(id.to_owned());
-    }
-    Ok(failed)
 }
 
 /// Deletes `messages` (DeleteMessageBatch, ten at a time); returns how many were deleted.
@@ -324,52 +234,9 @@ async fn delete_messages(sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: &
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %aws_sdk_sqs::Error::from(err), "DeleteMessageBatch failed")
+                tracing::warn!(error = %aws_sdk_sqs::Error::from(err), "DeleteMessageBatch failed");
             }
         }
     }
     deleted
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const IDS: &[&str] = &["a", "b", "c"];
-
-    #[test]
-    fn an_empty_or_null_response_is_complete_success() {
-        for body in [
-            "",
-            "null",
-            "{}",
-            r#"{"batchItemFailures":null}"#,
-            r#"{"batchItemFailures":[]}"#,
-        ] {
-            assert_eq!(
-                failed_items(body.as_bytes(), IDS),
-                Ok(HashSet::new()),
-                "{body}"
-            );
-        }
-    }
-
-    #[test]
-    fn listed_items_are_kept() {
-        let body = br#"{"batchItemFailures":[{"itemIdentifier":"b"}]}"#;
-        assert_eq!(failed_items(body, IDS), Ok(HashSet::from(["b".to_owned()])));
-    }
-
-    #[test]
-    fn invalid_responses_fail_the_whole_batch() {
-        for body in [
-            "not json",
-            r#"{"batchItemFailures":[{"itemIdentifier":""}]}"#,
-            r#"{"batchItemFailures":[{"itemIdentifier":null}]}"#,
-            r#"{"batchItemFailures":[{"id":"a"}]}"#,
-            r#"{"batchItemFailures":[{"itemIdentifier":"zz"}]}"#,
-        ] {
-            assert!(failed_items(body.as_bytes(), IDS).is_err(), "{body}");
-        }
-    }
 }

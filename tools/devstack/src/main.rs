@@ -34,7 +34,7 @@ struct StackArgs {
     /// Build profile of the binaries the stack runs.
     #[arg(long, global = true, value_enum, default_value = "debug")]
     profile: Profile,
-    /// The project venv's python (moto_server is next to it); default: `scripts/pyenv`'s.
+    /// The project venv's python (`moto_server` is next to it); default: `scripts/pyenv`'s.
     #[arg(long, global = true, env = "OSS2S3_PYTHON")]
     python: Option<PathBuf>,
     /// Directory for the processes' logs; default `target/devstack/run-<time>`.
@@ -73,7 +73,7 @@ async fn main() -> ExitCode {
     // Release builds abort on panic, so no destructor would run: stop the children first.
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        devstack::process::kill_all();
+        testkit::process::kill_all();
         default_hook(info);
     }));
     let cli = Cli::parse();
@@ -85,11 +85,11 @@ async fn main() -> ExitCode {
         eprintln!("devstack: stopping (Ctrl-C again to stop at once)");
         let _ = interrupt.send(true);
         interrupted().await;
-        devstack::process::kill_all();
+        testkit::process::kill_all();
         std::process::exit(130);
     });
     let outcome = run(cli, interrupted_rx).await;
-    devstack::process::kill_all();
+    testkit::process::kill_all();
     match outcome {
         Ok(code) => code,
         Err(err) => {
@@ -130,7 +130,7 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
         Command::Demo(args) => {
             let options = DemoOptions {
                 objects: args.objects,
-                max_size: args.max_size_mib * 1024 * 1024,
+                max_size: args.max_size_mib * transfer::size::MIB,
                 timeout: Duration::from_secs(args.timeout),
                 ..DemoOptions::default()
             };
@@ -182,12 +182,10 @@ async fn stack_config(args: &StackArgs) -> anyhow::Result<StackConfig> {
 
 /// Ctrl-C or SIGTERM.
 async fn interrupted() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
     };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}

@@ -23,8 +23,8 @@ use transfer::oss::{AddressingStyle, Credentials, Endpoint, OssClient, OssConfig
 
 use crate::binaries::Binaries;
 use crate::esm::{EsmCounts, EsmSettings, EsmStats, run_poller};
-use crate::function::{FunctionInstance, FunctionSpec};
-use crate::process::ManagedProcess;
+use testkit::lambda::{FunctionInstance, FunctionSpec};
+use testkit::process::{ManagedProcess, ReadyLine};
 
 /// Everything that can be chosen about the stack. [`StackConfig::new`] gives working defaults.
 #[derive(Debug, Clone)]
@@ -103,13 +103,13 @@ impl StackConfig {
             dlq_name: "oss2s3-dlq".into(),
             secret_name: "oss2s3/oss-source".into(),
             function_name: "oss2s3-replicator".into(),
-            function_timeout: Duration::from_secs(60),
+            function_timeout: Duration::from_mins(1),
             function_memory_mb: 1024,
             function_instances: 2,
             function_env: Vec::new(),
             batch_size: 10,
             batching_window: Duration::from_millis(200),
-            visibility_timeout: Duration::from_secs(360),
+            visibility_timeout: Duration::from_mins(6),
             max_receive_count: 3,
             emulator_faults: Vec::new(),
         }
@@ -158,7 +158,7 @@ impl Stack {
             ))
             .load()
             .await;
-        let s3 = aws_sdk_s3::Client::from_conf(transfer::store::s3_config(&sdk));
+        let s3 = aws_sdk_s3::Client::from_conf(transfer::s3::s3_config(&sdk));
         let sqs = aws_sdk_sqs::Client::new(&sdk);
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
 
@@ -422,7 +422,7 @@ impl Stack {
         ];
         logs.extend(self.function_logs());
         logs.iter()
-            .map(|p| crate::process::log_tail(p, lines))
+            .map(|p| testkit::process::log_tail(p, lines))
             .collect::<Vec<_>>()
             .join("\n")
     }
@@ -448,10 +448,10 @@ async fn start_moto(config: &StackConfig) -> anyhow::Result<(ManagedProcess, Str
         let port = testkit::free_port();
         let mut command = Command::new(&moto);
         command.args(["-H", "127.0.0.1", "-p", &port.to_string()]);
-        let (process, _) = ManagedProcess::spawn("moto", command, &log, None)?;
+        let process = ManagedProcess::spawn("moto", command, &log)?;
         let endpoint = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(60) {
+        while started.elapsed() < Duration::from_mins(1) {
             if process.try_wait().is_some() {
                 break;
             }
@@ -521,13 +521,16 @@ fn start_forwarder(
         .env("AWS_ACCESS_KEY_ID", &config.aws_access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &config.aws_secret_access_key)
         .env("AWS_ENDPOINT_URL_SQS", moto_endpoint);
-    let (process, address) = ManagedProcess::spawn(
+    let (process, ready) = ManagedProcess::spawn_until(
         "oss-forwarder",
         command,
         &config.run_dir.join("oss-forwarder.log"),
-        Some(("oss-forwarder listening on", Duration::from_secs(60))),
+        ReadyLine {
+            prefix: "oss-forwarder listening on",
+            timeout: Duration::from_mins(1),
+        },
     )?;
-    let address = address.unwrap_or_default();
+    let address = ready.rest;
     let port = address
         .rsplit(':')
         .next()
@@ -553,13 +556,16 @@ fn start_emulator(
     for fault in &config.emulator_faults {
         command.args(["--fault", fault]);
     }
-    let (process, endpoint) = ManagedProcess::spawn(
+    let (process, ready) = ManagedProcess::spawn_until(
         "oss-emulator",
         command,
         &config.run_dir.join("oss-emulator.log"),
-        Some(("oss-emulator listening on", Duration::from_secs(60))),
+        ReadyLine {
+            prefix: "oss-emulator listening on",
+            timeout: Duration::from_mins(1),
+        },
     )?;
-    Ok((process, endpoint.unwrap_or_default()))
+    Ok((process, ready.rest))
 }
 
 /// The replicator's environment `i`, configured as the SAM template does, against the stack.
@@ -588,6 +594,8 @@ fn function_spec(
         ("QUEUE_URL", queue_url),
         ("DLQ_URL", dlq_url),
         ("DEADLINE_MARGIN_SECONDS", &margin.to_string()),
+        // moto's ListParts answer needs the replicator's compatibility switch.
+        ("OSS2S3_S3_COMPAT", "moto"),
     ]
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -605,5 +613,7 @@ fn function_spec(
         region: config.aws_region.clone(),
         account: config.aws_account.clone(),
         log: config.run_dir.join(format!("replicator-{i}.log")),
+        wrapper: Vec::new(),
+        grace: testkit::process::DEFAULT_GRACE,
     }
 }

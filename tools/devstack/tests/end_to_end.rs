@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use devstack::demo::{self, DemoOptions};
 
-const MIB: u64 = 1024 * 1024;
+use transfer::size::MIB;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_written_to_oss_arrive_verified_in_s3() {
@@ -46,7 +46,7 @@ async fn objects_written_to_oss_arrive_verified_in_s3() {
         .put_object()
         .bucket(&stack.config().dst_bucket)
         .key(&victim.key)
-        .body(vec![0u8; victim.size as usize].into())
+        .body(vec![0u8; transfer::size::as_usize(victim.size)].into())
         .send()
         .await
         .unwrap();

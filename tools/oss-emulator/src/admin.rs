@@ -1,6 +1,5 @@
-//! The unsigned admin API under `/_emulator/` (a name no OSS bucket can have).
-
-use std::sync::Arc;
+//! The unsigned admin API under `/_emulator/` (a name no OSS bucket can have): health, stats,
+//! fault rules, notification targets, credentials and reset, as JSON.
 
 use axum::body::Body;
 use http::{Method, Response, StatusCode};
@@ -9,10 +8,9 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use transfer::oss::Credentials;
 
-use crate::faults::{FaultRule, lock};
-use crate::handler::Shared;
+use crate::faults::FaultRule;
 use crate::notify::NotificationTarget;
-use crate::stats::Stats;
+use crate::state::State;
 
 /// Credentials as the admin API reads them.
 #[derive(Debug, Deserialize, Serialize)]
@@ -23,6 +21,7 @@ pub(crate) struct CredentialsJson {
     security_token: Option<String>,
 }
 
+/// A JSON response.
 fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
     let body = serde_json::to_string(value).unwrap_or_default();
     Response::builder()
@@ -33,14 +32,17 @@ fn json(status: StatusCode, value: &impl Serialize) -> Response<Body> {
         .unwrap_or_default()
 }
 
+/// A JSON error response: `{"error": message}`.
 fn text(status: StatusCode, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// `{"ok": true}`.
 fn ok() -> Response<Body> {
     json(StatusCode::OK, &serde_json::json!({ "ok": true }))
 }
 
+/// Reads a JSON request body; a bad one is answered with 400.
 async fn read<T: for<'de> Deserialize<'de>>(body: Incoming) -> Result<T, Response<Body>> {
     let bytes = body
         .collect()
@@ -53,7 +55,7 @@ async fn read<T: for<'de> Deserialize<'de>>(body: Incoming) -> Result<T, Respons
 
 /// Serves one admin request; `path` is what follows `/_emulator/`.
 pub(crate) async fn handle(
-    shared: &Arc<Shared>,
+    state: &State,
     method: &Method,
     path: &str,
     body: Incoming,
@@ -61,62 +63,47 @@ pub(crate) async fn handle(
     let path = path.trim_end_matches('/');
     match (method.as_str(), path) {
         ("GET", "health") => ok(),
-        ("GET", "stats") => json(StatusCode::OK, &lock(&shared.stats).clone()),
+        ("GET", "stats") => json(StatusCode::OK, &state.stats()),
         ("POST", "stats/reset") => {
-            reset_stats(shared);
+            state.reset_stats();
             ok()
         }
         ("POST", "reset") => {
-            reset_all(shared);
+            state.reset();
             ok()
         }
-        ("GET", "faults") => json(StatusCode::OK, &shared.faults.get()),
+        ("GET", "faults") => json(StatusCode::OK, &state.faults.get()),
         ("PUT", "faults") => match read::<Vec<FaultRule>>(body).await {
             Ok(rules) => {
                 tracing::info!(rules = rules.len(), "fault rules replaced");
-                shared.faults.set(rules);
+                state.faults.set(rules);
                 ok()
             }
             Err(response) => response,
         },
-        ("GET", "notifications") => json(StatusCode::OK, &shared.notifier.targets()),
+        ("GET", "notifications") => json(StatusCode::OK, &state.notifier.targets()),
         ("PUT", "notifications") => match read::<Vec<NotificationTarget>>(body).await {
             Ok(targets) => {
-                shared.notifier.set_targets(targets);
+                state.notifier.set_targets(targets);
                 ok()
             }
             Err(response) => response,
         },
         ("PUT", "credentials") => match read::<Vec<CredentialsJson>>(body).await {
             Ok(list) => {
-                let credentials = list
-                    .into_iter()
-                    .map(|c| Credentials {
-                        access_key_id: c.access_key_id,
-                        access_key_secret: c.access_key_secret,
-                        security_token: c.security_token,
-                    })
-                    .collect();
-                *shared
-                    .credentials
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner()) = credentials;
+                state.set_credentials(
+                    list.into_iter()
+                        .map(|c| Credentials {
+                            access_key_id: c.access_key_id,
+                            access_key_secret: c.access_key_secret,
+                            security_token: c.security_token,
+                        })
+                        .collect(),
+                );
                 ok()
             }
             Err(response) => response,
         },
         _ => text(StatusCode::NOT_FOUND, "unknown admin endpoint"),
     }
-}
-
-/// Zeroes the counters.
-pub(crate) fn reset_stats(shared: &Shared) {
-    *lock(&shared.stats) = Stats::default();
-}
-
-/// Drops every object, upload, counter and fault rule.
-pub(crate) fn reset_all(shared: &Shared) {
-    shared.store.clear();
-    shared.faults.set(Vec::new());
-    reset_stats(shared);
 }

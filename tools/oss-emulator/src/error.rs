@@ -1,12 +1,10 @@
-//! OSS error responses: the `<Error>` XML body, `x-oss-ec`, and for HEAD the base64 `x-oss-err`.
+//! The errors the emulator answers with: status, OSS error code, message, OSS's "EC" code and
+//! extra headers. How they go on the wire (the `<Error>` document, `x-oss-ec`, `x-oss-err` for
+//! HEAD) is [`crate::xml::error_response`]'s job.
 
 use std::borrow::Cow;
 
-use axum::body::Body;
-use base64::Engine as _;
-use http::{HeaderValue, Response, StatusCode};
-
-use crate::xml::escape;
+use http::StatusCode;
 
 /// An error the emulator answers with, in OSS's shape.
 #[derive(Debug, Clone)]
@@ -45,6 +43,7 @@ impl OssError {
         self
     }
 
+    /// 404 NoSuchKey.
     pub(crate) fn no_such_key() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -53,6 +52,7 @@ impl OssError {
         )
     }
 
+    /// 404 NoSuchBucket.
     pub(crate) fn no_such_bucket() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -61,6 +61,7 @@ impl OssError {
         )
     }
 
+    /// 404 NoSuchUpload.
     pub(crate) fn no_such_upload() -> Self {
         Self::new(
             StatusCode::NOT_FOUND,
@@ -69,10 +70,12 @@ impl OssError {
         )
     }
 
+    /// 400 `InvalidArgument` with `message`.
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "InvalidArgument", message)
     }
 
+    /// 400 MalformedXML.
     pub(crate) fn malformed_xml() -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
@@ -81,6 +84,7 @@ impl OssError {
         )
     }
 
+    /// 500 `InternalError` with `message`.
     pub(crate) fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", message)
     }
@@ -113,50 +117,5 @@ impl OssError {
             "InvalidDigest" | "BadDigest" => "0016-00000904",
             _ => "0000-00000000",
         }
-    }
-
-    /// The `<Error>` XML document.
-    pub(crate) fn xml(&self, request_id: &str, host_id: &str) -> String {
-        format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error>\n  <Code>{}</Code>\n  <Message>{}</Message>\n  <RequestId>{}</RequestId>\n  <HostId>{}</HostId>\n  <EC>{}</EC>\n</Error>\n",
-            self.code,
-            escape(&self.message),
-            request_id,
-            escape(host_id),
-            self.ec()
-        )
-    }
-
-    /// The full response. HEAD responses carry no body, so the XML goes base64-encoded into
-    /// `x-oss-err`, as OSS does.
-    pub(crate) fn into_response(
-        self,
-        request_id: &str,
-        host_id: &str,
-        head: bool,
-    ) -> Response<Body> {
-        let xml = self.xml(request_id, host_id);
-        let mut builder = Response::builder()
-            .status(self.status)
-            .header("x-oss-ec", self.ec())
-            .header("content-type", "application/xml");
-        for (name, value) in &self.headers {
-            if let Ok(v) = HeaderValue::from_str(value) {
-                builder = builder.header(*name, v);
-            }
-        }
-        let response = if head {
-            builder
-                .header(
-                    "x-oss-err",
-                    base64::engine::general_purpose::STANDARD.encode(xml.as_bytes()),
-                )
-                .body(Body::empty())
-        } else {
-            builder
-                .header("content-length", xml.len())
-                .body(Body::from(xml))
-        };
-        response.unwrap_or_else(|_| Response::new(Body::empty()))
     }
 }

@@ -4,6 +4,8 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+use crate::util::lock;
+
 /// One fault rule: which requests it hits and what happens to them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultRule {
@@ -35,18 +37,21 @@ impl FaultRule {
     }
 
     /// Limits the rule to the next `n` matching requests.
+    #[must_use]
     pub fn times(mut self, n: u64) -> Self {
         self.times = Some(n);
         self
     }
 
     /// Limits the rule to keys starting with `prefix`.
+    #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = Some(prefix.into());
         self
     }
 
     /// Hits a matching request only with probability `rate`.
+    #[must_use]
     pub fn rate(mut self, rate: f64) -> Self {
         self.rate = Some(rate);
         self
@@ -102,16 +107,19 @@ pub(crate) struct FaultSet {
 }
 
 impl FaultSet {
+    /// A set holding `rules`.
     pub(crate) fn new(rules: Vec<FaultRule>) -> Self {
         Self {
             rules: Mutex::new(rules),
         }
     }
 
+    /// Replaces the rules.
     pub(crate) fn set(&self, rules: Vec<FaultRule>) {
         *lock(&self.rules) = rules;
     }
 
+    /// The rules still active.
     pub(crate) fn get(&self) -> Vec<FaultRule> {
         lock(&self.rules).clone()
     }
@@ -133,12 +141,6 @@ impl FaultSet {
         }
         Some(fault)
     }
-}
-
-/// Locks a mutex, recovering from poisoning: the emulator's state stays usable after a panic
-/// in another request.
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -4,20 +4,49 @@
 //! headers (ETag, `x-oss-hash-crc64ecma`, object type, storage class, restore state) and error
 //! XML, posts native OSS trigger events to notification targets, and injects faults on request.
 //! Start it in-process with [`Emulator::start`] or run the `oss-emulator` binary.
+//!
+//! # Modules
+//!
+//! Listed from the top down; each module uses only modules listed below it, so there are no
+//! cycles (`tests/layering.rs` checks this list against the code). The crate root, with the
+//! public API, sits above them all.
+//!
+//! ```text
+//! server      the accept loop: one HTTP/1 connection per socket, calling protocol::handle
+//! protocol    the request pipeline behind that one entry point: auth (V4 verification),
+//!             route (the operation by method and query), inject (fault effects)
+//! admin       the unsigned JSON API under /_emulator/
+//! ops         the operations: object, multipart, bucket, restore, symlink
+//! request     the parsed request (bucket, key, query, headers) and its parsing
+//! state       what every connection shares: store, faults, stats, notifier, credentials
+//! notify      trigger events and their delivery
+//! store       buckets, objects, uploads and their bytes, in memory or in a directory
+//! faults      fault rules
+//! xml         request bodies, response documents (serde + quick-xml), the <Error> answer
+//! error       OssError: status, OSS code, message, EC
+//! connection  the kill switch a connection shares with its requests
+//! stats       counters
+//! util        locking, OSS time formats, request IDs
+//! ```
 
 mod admin;
+mod connection;
 mod error;
 mod faults;
-mod handler;
 mod notify;
+mod ops;
+mod protocol;
+mod request;
 mod server;
+mod state;
 mod stats;
 mod store;
+mod util;
 mod xml;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -30,9 +59,8 @@ pub use faults::{Fault, FaultRule};
 pub use notify::NotificationTarget;
 pub use stats::Stats;
 
-use crate::faults::lock;
-use crate::handler::Shared;
-use crate::store::{Blob, ObjectMeta, Store};
+use crate::state::State;
+use crate::store::{Blob, ObjectMeta, STORAGE_CLASSES, Store};
 
 /// How to start an emulator. `Default` listens on `127.0.0.1:0` in `cn-hangzhou` with no
 /// buckets and no credentials; use the builder methods to add them.
@@ -81,54 +109,63 @@ impl EmulatorConfig {
     }
 
     /// Adds a bucket.
+    #[must_use]
     pub fn bucket(mut self, name: impl Into<String>) -> Self {
         self.buckets.push(name.into());
         self
     }
 
     /// Adds accepted credentials.
+    #[must_use]
     pub fn credentials(mut self, credentials: Credentials) -> Self {
         self.credentials.push(credentials);
         self
     }
 
     /// Sets the listen address.
+    #[must_use]
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
         self
     }
 
     /// Sets the region.
+    #[must_use]
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.region = region.into();
         self
     }
 
     /// Stores objects in `dir`.
+    #[must_use]
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.data_dir = Some(dir.into());
         self
     }
 
     /// Adds a notification target.
+    #[must_use]
     pub fn notification(mut self, target: NotificationTarget) -> Self {
         self.notifications.push(target);
         self
     }
 
     /// Adds a fault rule.
+    #[must_use]
     pub fn fault(mut self, rule: FaultRule) -> Self {
         self.faults.push(rule);
         self
     }
 
     /// Sets how long restores take.
+    #[must_use]
     pub fn restore_delay(mut self, delay: Duration) -> Self {
         self.restore_delay = delay;
         self
     }
 
     /// Sets the first trigger retry delay.
+    #[must_use]
     pub fn trigger_retry_backoff(mut self, backoff: Duration) -> Self {
         self.trigger_retry_backoff = backoff;
         self
@@ -170,6 +207,32 @@ pub struct PutOptions {
     pub expires: Option<String>,
     /// User metadata, names without the `x-oss-meta-` prefix.
     pub user_meta: Vec<(String, String)>,
+}
+
+impl PutOptions {
+    /// The content headers and `x-oss-meta-*` headers these options set, as stored with an
+    /// object: lower-case names, sorted.
+    fn headers(&self) -> Vec<(String, Vec<u8>)> {
+        let mut headers: Vec<(String, Vec<u8>)> = [
+            ("content-type", &self.content_type),
+            ("content-encoding", &self.content_encoding),
+            ("content-disposition", &self.content_disposition),
+            ("content-language", &self.content_language),
+            ("cache-control", &self.cache_control),
+            ("expires", &self.expires),
+        ]
+        .into_iter()
+        .filter_map(|(n, v)| v.as_ref().map(|v| (n.to_owned(), v.as_bytes().to_vec())))
+        .collect();
+        for (name, value) in &self.user_meta {
+            headers.push((
+                format!("x-oss-meta-{}", name.to_ascii_lowercase()),
+                value.as_bytes().to_vec(),
+            ));
+        }
+        headers.sort();
+        headers
+    }
 }
 
 /// An object's metadata as the emulator holds it.
@@ -217,7 +280,7 @@ impl ObjectInfo {
 #[derive(Debug)]
 pub struct Emulator {
     addr: SocketAddr,
-    shared: Arc<Shared>,
+    state: Arc<State>,
     shutdown: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
@@ -235,21 +298,21 @@ impl Emulator {
             config.trigger_retry_backoff,
             stats.clone(),
         );
-        let shared = Arc::new(Shared {
-            region: config.region,
-            credentials: RwLock::new(config.credentials),
+        let shared = Arc::new(State::new(
+            config.region,
+            config.credentials,
             store,
-            faults: faults::FaultSet::new(config.faults),
+            faults::FaultSet::new(config.faults),
             stats,
             notifier,
-            restore_delay: Mutex::new(config.restore_delay),
-        });
+            config.restore_delay,
+        ));
         let (shutdown, receiver) = watch::channel(false);
         let task = tokio::spawn(server::serve(listener, shared.clone(), receiver));
         tracing::info!(%addr, buckets = ?shared.store.bucket_names(), "oss-emulator listening");
         Ok(Self {
             addr,
-            shared,
+            state: shared,
             shutdown,
             task: Some(task),
         })
@@ -267,51 +330,47 @@ impl Emulator {
 
     /// The region signatures are checked against.
     pub fn region(&self) -> &str {
-        &self.shared.region
+        &self.state.region
     }
 
     /// Replaces the fault rules.
     pub fn set_faults(&self, rules: Vec<FaultRule>) {
-        self.shared.faults.set(rules);
+        self.state.faults.set(rules);
     }
 
     /// The fault rules still active (spent rules are gone).
     pub fn faults(&self) -> Vec<FaultRule> {
-        self.shared.faults.get()
+        self.state.faults.get()
     }
 
     /// The counters since start or the last reset.
     pub fn stats(&self) -> Stats {
-        lock(&self.shared.stats).clone()
+        self.state.stats()
     }
 
     /// Zeroes the counters only.
     pub fn reset_stats(&self) {
-        admin::reset_stats(&self.shared);
+        self.state.reset_stats();
     }
 
     /// Drops every object, upload, counter and fault rule.
     pub fn reset(&self) {
-        admin::reset_all(&self.shared);
+        self.state.reset();
     }
 
     /// Replaces the accepted credentials (e.g. to test key rotation).
     pub fn set_credentials(&self, credentials: Vec<Credentials>) {
-        *self
-            .shared
-            .credentials
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = credentials;
+        self.state.set_credentials(credentials);
     }
 
     /// Replaces the notification targets.
     pub fn set_notifications(&self, targets: Vec<NotificationTarget>) {
-        self.shared.notifier.set_targets(targets);
+        self.state.notifier.set_targets(targets);
     }
 
     /// Changes how long future restores take.
     pub fn set_restore_delay(&self, delay: Duration) {
-        *lock(&self.shared.restore_delay) = delay;
+        self.state.set_restore_delay(delay);
     }
 
     /// Stores an object without HTTP (and without a trigger event).
@@ -322,22 +381,14 @@ impl Emulator {
         data: impl Into<Bytes>,
         options: PutOptions,
     ) -> Result<ObjectInfo, EmulatorError> {
-        if !self.shared.store.has_bucket(bucket) {
+        if !self.state.store.has_bucket(bucket) {
             return Err(EmulatorError::NoSuchBucket(bucket.to_owned()));
         }
         let storage_class = options
             .storage_class
             .clone()
             .unwrap_or_else(|| "Standard".to_owned());
-        if ![
-            "Standard",
-            "IA",
-            "Archive",
-            "ColdArchive",
-            "DeepColdArchive",
-        ]
-        .contains(&storage_class.as_str())
-        {
+        if !STORAGE_CLASSES.contains(&storage_class.as_str()) {
             return Err(EmulatorError::Invalid(format!(
                 "storage class {storage_class}"
             )));
@@ -345,44 +396,20 @@ impl Emulator {
         let data: Bytes = data.into();
         let body = http_body_util::Full::new(data);
         let (ingested, _) = self
-            .shared
+            .state
             .store
             .ingest(bucket, body)
             .await
             .map_err(|e| EmulatorError::Invalid(e.message))?;
-        let mut headers: Vec<(String, Vec<u8>)> = [
-            ("content-type", &options.content_type),
-            ("content-encoding", &options.content_encoding),
-            ("content-disposition", &options.content_disposition),
-            ("content-language", &options.content_language),
-            ("cache-control", &options.cache_control),
-            ("expires", &options.expires),
-        ]
-        .into_iter()
-        .filter_map(|(n, v)| v.as_ref().map(|v| (n.to_owned(), v.as_bytes().to_vec())))
-        .collect();
-        for (name, value) in &options.user_meta {
-            headers.push((
-                format!("x-oss-meta-{}", name.to_ascii_lowercase()),
-                value.as_bytes().to_vec(),
-            ));
-        }
-        headers.sort();
-        let meta = ObjectMeta {
-            key: key.to_owned(),
-            size: ingested.blob.len(),
-            etag: hex::encode_upper(ingested.md5),
-            crc64: ingested.crc64,
-            object_type: options.object_type.unwrap_or_else(|| "Normal".to_owned()),
+        let meta = ObjectMeta::new(
+            key,
+            options.object_type.as_deref().unwrap_or("Normal"),
             storage_class,
-            last_modified_ms: Utc::now().timestamp_millis(),
-            headers,
-            restore: None,
-            symlink_target: None,
-            data_file: None,
-        };
+            options.headers(),
+        )
+        .with_data(&ingested);
         let info = ObjectInfo::from_meta(&meta);
-        self.shared
+        self.state
             .store
             .put(bucket, meta, ingested.blob)
             .map_err(|e| EmulatorError::Invalid(e.message))?;
@@ -391,7 +418,7 @@ impl Emulator {
 
     /// An object's metadata, without HTTP.
     pub fn head_object_direct(&self, bucket: &str, key: &str) -> Option<ObjectInfo> {
-        self.shared
+        self.state
             .store
             .get(bucket, key)
             .map(|o| ObjectInfo::from_meta(&o.meta))
@@ -403,14 +430,14 @@ impl Emulator {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(Bytes, ObjectInfo)>, EmulatorError> {
-        let Some(object) = self.shared.store.get(bucket, key) else {
+        let Some(object) = self.state.store.get(bucket, key) else {
             return Ok(None);
         };
         let data = match &object.blob {
             Blob::Memory(bytes) => bytes.clone(),
-            blob => {
+            blob @ Blob::File { .. } => {
                 let mut stream = blob.stream(0, blob.len()).await?;
-                let mut out = Vec::with_capacity(blob.len() as usize);
+                let mut out = Vec::with_capacity(transfer::size::as_usize(blob.len()));
                 while let Some(chunk) = stream.next().await {
                     out.extend_from_slice(&chunk?);
                 }
@@ -422,22 +449,23 @@ impl Emulator {
 
     /// Removes an object without HTTP. Returns whether it existed.
     pub fn delete_object_direct(&self, bucket: &str, key: &str) -> bool {
-        self.shared.store.delete(bucket, key).is_some()
+        self.state.store.delete(bucket, key).is_some()
     }
 
     /// The keys of a bucket, in order.
     pub fn list_keys_direct(&self, bucket: &str) -> Vec<String> {
-        lock(&self.shared.store.buckets)
-            .get(bucket)
-            .map(|b| b.objects.keys().cloned().collect())
+        self.state
+            .store
+            .with_bucket(bucket, |b| b.objects.keys().cloned().collect())
             .unwrap_or_default()
     }
 
     /// How many multipart uploads are in progress in `bucket` (to check nothing is orphaned).
     pub fn pending_uploads(&self, bucket: &str) -> usize {
-        lock(&self.shared.store.buckets)
-            .get(bucket)
-            .map_or(0, |b| b.uploads.len())
+        self.state
+            .store
+            .with_bucket(bucket, |b| b.uploads.len())
+            .unwrap_or(0)
     }
 
     /// Stops accepting connections, drops open ones and waits for the server task.

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::faults::lock;
 use crate::stats::Stats;
+use crate::util::{lock, new_request_id};
 
-/// The owner account the emulator reports in events.
+/// The owner account the emulator reports in events, listings and bucket info.
 pub(crate) const OWNER_ID: &str = "1000000000000000";
 /// Retries after the first attempt, as FC's default `maxAsyncRetryAttempts`.
 const RETRIES: u32 = 3;
@@ -49,18 +49,21 @@ impl NotificationTarget {
     }
 
     /// Limits the target to these event patterns.
+    #[must_use]
     pub fn events(mut self, patterns: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.events = patterns.into_iter().map(Into::into).collect();
         self
     }
 
     /// Limits the target to keys starting with `prefix`.
+    #[must_use]
     pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = Some(prefix.into());
         self
     }
 
     /// Limits the target to keys ending with `suffix`.
+    #[must_use]
     pub fn suffix(mut self, suffix: impl Into<String>) -> Self {
         self.suffix = Some(suffix.into());
         self
@@ -163,14 +166,19 @@ impl Notifier {
         Self { targets, tx, task }
     }
 
+    /// Replaces the targets; events already queued go to the new ones.
     pub(crate) fn set_targets(&self, targets: Vec<NotificationTarget>) {
-        *self.targets.write().unwrap_or_else(|e| e.into_inner()) = targets;
+        *self
+            .targets
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = targets;
     }
 
+    /// The current targets.
     pub(crate) fn targets(&self) -> Vec<NotificationTarget> {
         self.targets
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 
@@ -179,7 +187,7 @@ impl Notifier {
         let has_targets = !self
             .targets
             .read()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_empty();
         if has_targets {
             let _ = self.tx.send(event);
@@ -208,7 +216,10 @@ async fn dispatch(
         while let Ok(more) = rx.try_recv() {
             pending.push(more);
         }
-        let targets = targets.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let targets = targets
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         for target in targets {
             let rule_id = target.rule_id();
             let mut batch: Vec<Value> = Vec::new();
@@ -223,7 +234,7 @@ async fn dispatch(
                     spawn_delivery(
                         &client,
                         &target.url,
-                        std::mem::take(&mut batch),
+                        &std::mem::take(&mut batch),
                         backoff,
                         &stats,
                     );
@@ -233,7 +244,7 @@ async fn dispatch(
                 batch.push(value);
             }
             if !batch.is_empty() {
-                spawn_delivery(&client, &target.url, batch, backoff, &stats);
+                spawn_delivery(&client, &target.url, &batch, backoff, &stats);
             }
         }
     }
@@ -242,7 +253,7 @@ async fn dispatch(
 fn spawn_delivery(
     client: &reqwest::Client,
     url: &str,
-    events: Vec<Value>,
+    events: &[Value],
     backoff: Duration,
     stats: &Arc<Mutex<Stats>>,
 ) {
@@ -259,7 +270,7 @@ async fn deliver(
     backoff: Duration,
     stats: Arc<Mutex<Stats>>,
 ) {
-    let request_id = crate::handler::new_request_id();
+    let request_id = new_request_id();
     for attempt in 0..=RETRIES {
         if attempt > 0 {
             tokio::time::sleep(backoff * 2u32.pow(attempt - 1)).await;

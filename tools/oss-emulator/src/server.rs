@@ -1,11 +1,11 @@
-//! The accept loop: one hyper HTTP/1 connection per socket, each with a kill switch so that a
-//! fault can tear the TCP connection down without an answer.
+//! The accept loop: one hyper HTTP/1 connection per socket, each with a kill switch
+//! ([`ConnControl`]) so that a fault can tear the TCP connection down without an answer. Every
+//! request goes to [`protocol::handle`].
 
 use std::convert::Infallible;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use hyper::server::conn::http1;
@@ -13,25 +13,12 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::handler::{self, Shared};
-
-/// Per-connection control shared by the connection task and its requests.
-#[derive(Debug, Default)]
-pub(crate) struct ConnControl {
-    reset: AtomicBool,
-    killed: Notify,
-}
-
-impl ConnControl {
-    /// Drops the connection with a TCP RST, without sending a response.
-    pub(crate) fn reset(&self) {
-        self.reset.store(true, Ordering::SeqCst);
-        self.killed.notify_one();
-    }
-}
+use crate::connection::ConnControl;
+use crate::protocol;
+use crate::state::State;
 
 /// A TCP stream that sets `SO_LINGER=0` before closing when its connection was reset, so the
 /// peer sees a RST rather than an orderly FIN.
@@ -42,7 +29,7 @@ struct ControlledStream {
 
 impl Drop for ControlledStream {
     fn drop(&mut self) {
-        if self.control.reset.load(Ordering::SeqCst) {
+        if self.control.was_reset() {
             let _ = self.inner.set_zero_linger();
         }
     }
@@ -91,7 +78,7 @@ impl AsyncWrite for ControlledStream {
 /// Accepts connections until `shutdown` changes; then drops every open connection.
 pub(crate) async fn serve(
     listener: TcpListener,
-    shared: Arc<Shared>,
+    state: Arc<State>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connections = JoinSet::new();
@@ -110,11 +97,11 @@ pub(crate) async fn serve(
                 let _ = stream.set_nodelay(true);
                 let control = Arc::new(ConnControl::default());
                 let io = TokioIo::new(ControlledStream { inner: stream, control: control.clone() });
-                let shared = shared.clone();
+                let state = state.clone();
                 let service_control = control.clone();
                 let service = service_fn(move |request| {
-                    let (shared, control) = (shared.clone(), service_control.clone());
-                    async move { Ok::<_, Infallible>(handler::handle(shared, control, peer, request).await) }
+                    let (state, control) = (state.clone(), service_control.clone());
+                    async move { Ok::<_, Infallible>(protocol::handle(state, control, peer, request).await) }
                 });
                 connections.spawn(async move {
                     let connection = http1::Builder::new().serve_connection(io, service);
@@ -124,7 +111,7 @@ pub(crate) async fn serve(
                                 tracing::debug!(error = %e, "connection ended with an error");
                             }
                         }
-                        _ = control.killed.notified() => {
+                        () = control.killed() => {
                             tracing::debug!(%peer, "connection reset by fault");
                         }
                     }

@@ -16,10 +16,19 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use transfer::crc64::{self, Crc64};
 
 use crate::error::OssError;
-use crate::faults::lock;
+use crate::util::{lock, now_ms};
 
 /// Chunk size for streaming object data out.
 const CHUNK: usize = 64 * 1024;
+
+/// The storage classes OSS knows, spelled as OSS spells them.
+pub(crate) const STORAGE_CLASSES: [&str; 5] = [
+    "Standard",
+    "IA",
+    "Archive",
+    "ColdArchive",
+    "DeepColdArchive",
+];
 
 /// An object's bytes.
 #[derive(Debug, Clone)]
@@ -31,6 +40,7 @@ pub(crate) enum Blob {
 }
 
 impl Blob {
+    /// The size in bytes.
     pub(crate) fn len(&self) -> u64 {
         match self {
             Blob::Memory(b) => b.len() as u64,
@@ -47,7 +57,8 @@ impl Blob {
     ) -> io::Result<BoxStream<'static, io::Result<Bytes>>> {
         match self {
             Blob::Memory(bytes) => {
-                let slice = bytes.slice(start as usize..(start + len) as usize);
+                let slice = bytes
+                    .slice(transfer::size::as_usize(start)..transfer::size::as_usize(start + len));
                 let chunks: Vec<io::Result<Bytes>> = (0..slice.len())
                     .step_by(CHUNK)
                     .map(|at| Ok(slice.slice(at..(at + CHUNK).min(slice.len()))))
@@ -66,9 +77,19 @@ impl Blob {
 /// Bytes written into storage with their digests.
 #[derive(Debug)]
 pub(crate) struct Ingested {
+    /// Where the bytes are.
     pub(crate) blob: Blob,
+    /// Their MD5.
     pub(crate) md5: [u8; 16],
+    /// Their CRC-64/XZ.
     pub(crate) crc64: u64,
+}
+
+impl Ingested {
+    /// The ETag of these bytes as one upload: upper-case hex MD5, no quotes.
+    pub(crate) fn etag(&self) -> String {
+        hex::encode_upper(self.md5)
+    }
 }
 
 /// An object's metadata; in data-dir mode also its sidecar file's content.
@@ -92,6 +113,48 @@ pub(crate) struct ObjectMeta {
 }
 
 impl ObjectMeta {
+    /// Metadata for an empty `key` written now, with no restore state and no symlink target;
+    /// callers fill in the rest (see [`with_data`](Self::with_data)).
+    pub(crate) fn new(
+        key: impl Into<String>,
+        object_type: &str,
+        storage_class: String,
+        headers: Vec<(String, Vec<u8>)>,
+    ) -> Self {
+        Self {
+            key: key.into(),
+            size: 0,
+            etag: String::new(),
+            crc64: 0,
+            object_type: object_type.to_owned(),
+            storage_class,
+            last_modified_ms: now_ms(),
+            headers,
+            restore: None,
+            symlink_target: None,
+            data_file: None,
+        }
+    }
+
+    /// The same metadata describing `ingested`'s bytes: their size, MD5 ETag and CRC-64.
+    pub(crate) fn with_data(self, ingested: &Ingested) -> Self {
+        Self {
+            size: ingested.blob.len(),
+            etag: ingested.etag(),
+            crc64: ingested.crc64,
+            ..self
+        }
+    }
+
+    /// Whether the storage class keeps the data offline until a RestoreObject.
+    pub(crate) fn is_archived(&self) -> bool {
+        matches!(
+            self.storage_class.as_str(),
+            "Archive" | "ColdArchive" | "DeepColdArchive"
+        )
+    }
+
+    /// A stored header's raw value.
     pub(crate) fn header(&self, name: &str) -> Option<&[u8]> {
         self.headers
             .iter()
@@ -99,10 +162,12 @@ impl ObjectMeta {
             .map(|(_, v)| v.as_slice())
     }
 
+    /// The Content-Type, `application/octet-stream` when none was stored.
     pub(crate) fn content_type(&self) -> String {
-        self.header("content-type")
-            .map(|v| String::from_utf8_lossy(v).into_owned())
-            .unwrap_or_else(|| "application/octet-stream".to_owned())
+        self.header("content-type").map_or_else(
+            || "application/octet-stream".to_owned(),
+            |v| String::from_utf8_lossy(v).into_owned(),
+        )
     }
 }
 
@@ -118,33 +183,46 @@ pub(crate) struct RestoreState {
 /// An object: metadata and bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct Object {
+    /// What GET/HEAD and listings report.
     pub(crate) meta: ObjectMeta,
+    /// The data.
     pub(crate) blob: Blob,
 }
 
 /// One uploaded part of a multipart upload.
 #[derive(Debug, Clone)]
 pub(crate) struct Part {
+    /// The part's MD5 (its ETag).
     pub(crate) md5: [u8; 16],
+    /// The part's CRC-64/XZ.
     pub(crate) crc64: u64,
+    /// The part's bytes.
     pub(crate) blob: Blob,
+    /// When the part was uploaded (ms since the epoch).
     pub(crate) last_modified_ms: i64,
 }
 
 /// A multipart upload in progress.
 #[derive(Debug, Clone)]
 pub(crate) struct Upload {
+    /// The key the completed object gets.
     pub(crate) key: String,
+    /// When the upload was initiated (ms since the epoch).
     pub(crate) initiated_ms: i64,
+    /// The headers given at initiation, stored with the completed object.
     pub(crate) headers: Vec<(String, Vec<u8>)>,
+    /// The storage class given at initiation.
     pub(crate) storage_class: String,
+    /// The parts uploaded so far, by part number.
     pub(crate) parts: BTreeMap<u32, Part>,
 }
 
 /// A bucket's objects and uploads.
 #[derive(Debug, Default)]
 pub(crate) struct Bucket {
+    /// Objects by key, in key order (the order listings need).
     pub(crate) objects: BTreeMap<String, Object>,
+    /// Uploads in progress by upload ID.
     pub(crate) uploads: BTreeMap<String, Upload>,
 }
 
@@ -152,7 +230,7 @@ pub(crate) struct Bucket {
 #[derive(Debug)]
 pub(crate) struct Store {
     data_dir: Option<PathBuf>,
-    pub(crate) buckets: Mutex<HashMap<String, Bucket>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
 }
 
 /// A fresh random name for temporary and data files.
@@ -179,15 +257,14 @@ impl Store {
                 for entry in std::fs::read_dir(&objects)? {
                     let path = entry?.path();
                     if path.extension().is_some_and(|e| e == "json") {
-                        let meta: ObjectMeta = match std::fs::read(&path)
+                        let meta: ObjectMeta = if let Some(meta) = std::fs::read(&path)
                             .ok()
                             .and_then(|b| serde_json::from_slice(&b).ok())
                         {
-                            Some(meta) => meta,
-                            None => {
-                                tracing::warn!(path = %path.display(), "unreadable metadata sidecar skipped");
-                                continue;
-                            }
+                            meta
+                        } else {
+                            tracing::warn!(path = %path.display(), "unreadable metadata sidecar skipped");
+                            continue;
                         };
                         let blob = match &meta.data_file {
                             Some(file) => Blob::File {
@@ -210,14 +287,28 @@ impl Store {
         })
     }
 
+    /// Whether `bucket` is configured.
     pub(crate) fn has_bucket(&self, bucket: &str) -> bool {
         lock(&self.buckets).contains_key(bucket)
     }
 
+    /// The configured buckets, in no particular order.
     pub(crate) fn bucket_names(&self) -> Vec<String> {
         lock(&self.buckets).keys().cloned().collect()
     }
 
+    /// Runs `f` on a bucket under the store's lock (listings, uploads); `None` when the bucket
+    /// does not exist. Object writes go through [`put`](Self::put) and
+    /// [`delete`](Self::delete) instead, which keep the data directory in step.
+    pub(crate) fn with_bucket<R>(
+        &self,
+        bucket: &str,
+        f: impl FnOnce(&mut Bucket) -> R,
+    ) -> Option<R> {
+        lock(&self.buckets).get_mut(bucket).map(f)
+    }
+
+    /// A copy of an object (cheap: blobs are shared bytes or a file path).
     pub(crate) fn get(&self, bucket: &str, key: &str) -> Option<Object> {
         lock(&self.buckets)
             .get(bucket)
@@ -414,15 +505,13 @@ impl Sink {
         self.md5.update(&data);
         self.crc.update(&data);
         self.len += data.len() as u64;
-        match &mut self.file {
-            Some((file, _)) => file
-                .write_all(&data)
+        if let Some((file, _)) = &mut self.file {
+            file.write_all(&data)
                 .await
-                .map_err(|e| OssError::internal(format!("writing data file: {e}"))),
-            None => {
-                self.buffer.extend_from_slice(&data);
-                Ok(())
-            }
+                .map_err(|e| OssError::internal(format!("writing data file: {e}")))
+        } else {
+            self.buffer.extend_from_slice(&data);
+            Ok(())
         }
     }
 

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -40,9 +41,10 @@ async fn upload_part(
 fn complete_xml(parts: &[(u32, &str)]) -> String {
     let mut xml = String::from("<CompleteMultipartUpload>");
     for (n, etag) in parts {
-        xml.push_str(&format!(
+        let _ = write!(
+            xml,
             "<Part><PartNumber>{n}</PartNumber><ETag>{etag}</ETag></Part>"
-        ));
+        );
     }
     xml.push_str("</CompleteMultipartUpload>");
     xml
@@ -53,7 +55,9 @@ async fn multipart_upload_assembles_parts_with_dash_n_etag_and_combined_crc() {
     let emulator = start().await;
     let client = Client::new(&emulator);
     let id = initiate(&client, "mp").await;
-    let part1: Vec<u8> = (0..100 * 1024).map(|i| (i % 251) as u8).collect();
+    let part1: Vec<u8> = (0..100 * 1024u32)
+        .map(|i| (i % 251).to_le_bytes()[0])
+        .collect();
     let part2 = b"tail".to_vec();
     let e1 = header(
         &upload_part(&client, "mp", &id, "1", part1.clone()).await,

@@ -1,156 +1,38 @@
-//! Test support shared by the workspace's integration tests.
+//! Test support for oss2s3: the one home of the local stand-ins for the platform, used by the
+//! integration tests, the local stack (`devstack`) and the benchmark.
 //!
-//! Everything here starts real processes on free loopback ports; nothing is mocked.
+//! Everything here is a real server on a free loopback port or a real process; nothing is
+//! mocked in-process.
+//!
+//! - [`python`]: the repository root, the project-local Python environment, free ports;
+//! - [`moto`]: moto's server (S3, SQS, Secrets Manager);
+//! - [`services`]: the OSS emulator and moto together, with buckets, queues and secrets;
+//! - [`process`]: child processes that log to a file and die with their handle;
+//! - [`runtime_api`] and [`lambda`]: the Lambda Runtime API and an execution environment that
+//!   runs a function binary under it;
+//! - [`sqs_event`]: the SQS events Lambda's event source mapping delivers;
+//! - [`aws_stub`]: a minimal AWS JSON-protocol endpoint (a fixed Secrets Manager secret and a
+//!   counting SQS sink);
+//! - [`s3_proxy`]: a proxy in front of an S3 server that counts requests by operation;
+//! - [`layering`]: a check that a crate's modules have no cycles.
 
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+// Test support fails the test that called it by panicking, so its panics are its contract.
+#![expect(
+    clippy::missing_panics_doc,
+    reason = "test support panics to fail the calling test"
+)]
 
-/// The repository root (the workspace directory).
-pub fn repo_root() -> &'static Path {
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .ancestors()
-            .nth(2)
-            .expect("tools/testkit sits two levels below the root")
-            .to_path_buf()
-    })
-}
+pub mod aws_stub;
+pub mod lambda;
+pub mod layering;
+pub mod moto;
+pub mod process;
+pub mod python;
+pub mod runtime_api;
+pub mod s3_proxy;
+pub mod services;
+pub mod sqs_event;
 
-/// The project-local Python interpreter, with the test requirements installed.
-///
-/// Runs `scripts/pyenv` once per test process, which creates or refreshes `.venv` as needed, so
-/// `cargo test` works on a fresh machine without any step before it.
-pub fn python() -> &'static Path {
-    static PYTHON: OnceLock<PathBuf> = OnceLock::new();
-    PYTHON.get_or_init(|| {
-        let output = Command::new(repo_root().join("scripts/pyenv"))
-            .output()
-            .expect("scripts/pyenv runs");
-        assert!(
-            output.status.success(),
-            "scripts/pyenv failed:\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
-    })
-}
-
-/// A TCP port on 127.0.0.1 that was free a moment ago.
-///
-/// Only for servers that cannot bind port 0 and report the port themselves (moto).
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port")
-}
-
-/// A moto server (`moto_server`) on a free loopback port: S3, SQS, Secrets Manager and the other
-/// AWS services moto emulates, all behind one endpoint. Killed when dropped.
-#[derive(Debug)]
-pub struct MotoServer {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl MotoServer {
-    /// Starts a fresh moto server (from the project venv) and waits until it answers HTTP.
-    ///
-    /// Panics if it does not come up within a minute (retrying on another port if the chosen one
-    /// was taken in the meantime).
-    pub fn start() -> Self {
-        let moto = python().with_file_name("moto_server");
-        let mut last_error = String::new();
-        for _ in 0..3 {
-            let port = free_port();
-            let mut child = Command::new(&moto)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {}: {e}", moto.display()));
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-            while std::time::Instant::now() < deadline {
-                if let Ok(Some(status)) = child.try_wait() {
-                    last_error = format!("moto_server exited with {status}");
-                    break;
-                }
-                if http_answers(port) {
-                    return Self { child, port };
-                }
-                std::thread::sleep(std::time::Duration::from_millis(100));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            if last_error.is_empty() {
-                last_error = "moto_server did not answer within 60 s".into();
-            }
-        }
-        panic!("could not start moto: {last_error}");
-    }
-
-    /// The server's base URL, e.g. `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    /// The server's port.
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    /// One server shared by the tests of a test binary that run at the same time: started on
-    /// first use, stopped when the last handle is dropped. Blocks while it starts, so call it
-    /// from `tokio::task::spawn_blocking` inside async tests.
-    pub fn shared() -> Arc<MotoServer> {
-        static SHARED: Mutex<Weak<MotoServer>> = Mutex::new(Weak::new());
-        let mut slot = SHARED.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(moto) = slot.upgrade() {
-            return moto;
-        }
-        let moto = Arc::new(MotoServer::start());
-        *slot = Arc::downgrade(&moto);
-        moto
-    }
-
-    /// An AWS SDK configuration that sends every service to this server, in `us-east-1`, with
-    /// moto's placeholder credentials.
-    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("us-east-1"))
-            .endpoint_url(self.endpoint())
-            .credentials_provider(aws_credential_types::Credentials::new(
-                "test", "test", None, None, "moto",
-            ))
-            .load()
-            .await
-    }
-}
-
-impl Drop for MotoServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Whether something on 127.0.0.1:`port` answers an HTTP request.
-fn http_answers(port: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let timeout = Some(std::time::Duration::from_secs(2));
-    let _ = stream.set_read_timeout(timeout);
-    let _ = stream.set_write_timeout(timeout);
-    let request = "GET /moto-api/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.")
-}
+pub use moto::MotoServer;
+pub use python::{free_port, python, repo_root};
+pub use services::Services;

@@ -2,31 +2,31 @@
 //! the source, and moto for S3 (destination), SQS (task queue, DLQ) and Secrets Manager (OSS
 //! keys), each test with its own bucket, queues and secret.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    reason = "shared by several test binaries, each using a different subset"
+)]
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use bytes::Bytes;
-use oss_emulator::{Emulator, EmulatorConfig, PutOptions};
+use oss_emulator::{EmulatorConfig, PutOptions};
+use replicator::{BatchProcessor, BatchSettings, Engine, Metrics, MetricsSink, Queues};
 use serde_json::Value;
-use testkit::MotoServer;
-use transfer::batch::{BatchProcessor, BatchSettings, Queues, SourceCredentials};
-use transfer::credentials::SecretCredentials;
-use transfer::metrics::{Metrics, MetricsSink};
-use transfer::oss::{AddressingStyle, Credentials, Endpoint, OssClient, OssConfig, RetryPolicy};
+use testkit::Services;
+use transfer::oss::{Credentials, OssClient};
 use transfer::replicate::{CopySettings, Replicator, RestoreSettings};
-use transfer::store::S3Store;
+use transfer::secrets::SecretsManagerCredentials;
 
 pub const SRC: &str = "src-bucket";
 pub const REGION: &str = "cn-hangzhou";
 pub const ACCOUNT: &str = "123456789012";
-pub const MIB: usize = 1024 * 1024;
-
-pub type Engine = Replicator<OssClient, S3Store>;
+pub const MIB: usize = transfer::size::as_usize(transfer::size::MIB);
 
 /// A fixture from `events/`, as Lambda would deliver it.
 pub fn fixture(name: &str) -> SqsEvent {
@@ -45,78 +45,39 @@ pub fn ids(response: &SqsBatchResponse) -> Vec<String> {
 
 pub fn data(len: usize, seed: u8) -> Vec<u8> {
     (0..len)
-        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .map(|i| (i.to_le_bytes()[0]).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
 
 /// The source emulator, and a destination bucket, task queue, DLQ and secret on moto.
 pub struct Stack {
-    pub emulator: Emulator,
-    pub s3: aws_sdk_s3::Client,
-    pub sqs: aws_sdk_sqs::Client,
-    pub secrets: aws_sdk_secretsmanager::Client,
+    pub services: Services,
     pub dst: String,
     pub queue_url: String,
     pub queue_arn: String,
     pub dlq_url: String,
     pub secret_id: String,
     pub metrics: Arc<Mutex<Vec<String>>>,
-    pub moto: Arc<MotoServer>,
 }
 
 impl Stack {
     pub async fn start() -> Self {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = format!(
-            "{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        );
         let key_a = Credentials::new("key-a", "secret-a");
-        let emulator = Emulator::start(
-            EmulatorConfig::new()
-                .region(REGION)
-                .bucket(SRC)
-                .credentials(key_a),
-        )
-        .await
-        .expect("emulator starts");
-        let moto = tokio::task::spawn_blocking(MotoServer::shared)
-            .await
-            .expect("moto starts");
-        let sdk = moto.sdk_config().await;
-        let s3 = S3Store::from_sdk_config(&sdk).client().clone();
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
-        let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
-        let dst = format!("dst-{n}");
-        s3.create_bucket()
-            .bucket(&dst)
-            .send()
-            .await
-            .expect("bucket");
-        let queue_name = format!("tasks-{n}");
-        let queue_url = create_queue(&sqs, &queue_name).await;
-        let dlq_url = create_queue(&sqs, &format!("dlq-{n}")).await;
-        let secret_id = format!("oss2s3/oss-{n}");
-        secrets
-            .create_secret()
-            .name(&secret_id)
-            .secret_string(secret_json("key-a", "secret-a"))
-            .send()
-            .await
-            .expect("secret");
+        let services =
+            Services::start(EmulatorConfig::new().bucket(SRC).credentials(key_a.clone())).await;
+        let visibility = [(QueueAttributeName::VisibilityTimeout, "1".to_owned())];
+        let dst = services.create_bucket("dst").await;
+        let (queue_url, queue_arn) = services.create_queue("tasks", &visibility).await;
+        let (dlq_url, _) = services.create_queue("dlq", &visibility).await;
+        let secret_id = services.create_secret("oss2s3-oss", &key_a).await;
         Self {
-            emulator,
-            s3,
-            sqs,
-            secrets,
+            services,
             dst,
             queue_url,
-            queue_arn: format!("arn:aws:sqs:us-east-1:{ACCOUNT}:{queue_name}"),
+            queue_arn,
             dlq_url,
             secret_id,
             metrics: Arc::default(),
-            moto,
         }
     }
 
@@ -126,13 +87,14 @@ impl Stack {
             multipart_threshold: 5 * MIB as u64,
             part_concurrency: 2,
             restore: Some(RestoreSettings {
-                retry_after: Duration::from_secs(600),
+                retry_after: Duration::from_mins(10),
                 ..RestoreSettings::default()
             }),
             ..CopySettings::new(&self.dst)
         }
     }
 
+    #[expect(clippy::unused_self, reason = "read like the stack's other settings")]
     pub fn batch_settings(&self) -> BatchSettings {
         BatchSettings {
             legacy_bucket: Some(SRC.to_owned()),
@@ -140,17 +102,11 @@ impl Stack {
         }
     }
 
-    /// An OSS client on the emulator that starts without keys, as the function does.
+    /// An OSS client on the emulator with its keys from the test's secret, as the function
+    /// has.
     pub fn oss(&self) -> OssClient {
-        let config = OssConfig::new(REGION)
-            .with_endpoint(Endpoint::Custom(self.emulator.endpoint()))
-            .with_addressing(AddressingStyle::PathStyle)
-            .with_retry(RetryPolicy {
-                max_attempts: 3,
-                base_delay: Duration::from_millis(10),
-                max_delay: Duration::from_millis(40),
-            });
-        OssClient::new(config, Credentials::new("not-loaded-yet", "")).expect("oss client")
+        let secret = SecretsManagerCredentials::new(self.services.secrets.clone(), &self.secret_id);
+        OssClient::with_provider(self.services.oss_config(), Arc::new(secret)).expect("oss client")
     }
 
     pub fn processor(&self) -> BatchProcessor<Engine> {
@@ -167,17 +123,13 @@ impl Stack {
         batch: BatchSettings,
         dlq_url: Option<String>,
     ) -> BatchProcessor<Engine> {
-        let oss = self.oss();
-        let sink = S3Store::new(self.s3.clone());
-        let engine = Replicator::new(oss.clone(), sink, copy);
-        let secret = SecretCredentials::new(self.secrets.clone(), &self.secret_id);
+        let engine = Replicator::new(self.oss(), self.services.s3_store(), copy);
         BatchProcessor::new(
             engine,
-            Queues::new(self.sqs.clone(), &self.queue_url, dlq_url),
+            Queues::new(self.services.sqs.clone(), &self.queue_url, dlq_url),
             batch,
             self.metrics(),
         )
-        .with_source_credentials(SourceCredentials::new(secret, oss))
     }
 
     pub fn metrics(&self) -> Metrics {
@@ -203,48 +155,23 @@ impl Stack {
     }
 
     pub async fn seed_with(&self, key: &str, body: &[u8], options: PutOptions) {
-        self.emulator
+        self.services
+            .emulator
             .put_object_direct(SRC, key, Bytes::copy_from_slice(body), options)
             .await
             .expect("seeded");
     }
 
     pub async fn dst_bytes(&self, key: &str) -> Option<Vec<u8>> {
-        let object = self
-            .s3
-            .get_object()
-            .bucket(&self.dst)
-            .key(key)
-            .send()
-            .await
-            .ok()?;
-        Some(object.body.collect().await.ok()?.into_bytes().to_vec())
+        self.services.s3_bytes(&self.dst, key).await
     }
 
     pub async fn dst_keys(&self) -> Vec<String> {
-        let listing = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.dst)
-            .send()
-            .await
-            .expect("list");
-        listing
-            .contents()
-            .iter()
-            .filter_map(|o| o.key().map(str::to_owned))
-            .collect()
+        self.services.s3_keys(&self.dst).await
     }
 
     pub async fn pending_uploads(&self) -> usize {
-        self.s3
-            .list_multipart_uploads()
-            .bucket(&self.dst)
-            .send()
-            .await
-            .expect("list uploads")
-            .uploads()
-            .len()
+        self.services.s3_pending_uploads(&self.dst).await
     }
 
     /// Every message on `queue_url` now (received once, with attributes).
@@ -252,6 +179,7 @@ impl Stack {
         let mut all = Vec::new();
         for _ in 0..5 {
             let output = self
+                .services
                 .sqs
                 .receive_message()
                 .queue_url(queue_url)
@@ -273,27 +201,13 @@ impl Stack {
 
     /// Lambda's event for messages received from the task queue.
     pub fn event_from(&self, messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
-        let records: Vec<Value> = messages
-            .iter()
-            .map(|m| {
-                serde_json::json!({
-                    "messageId": m.message_id(),
-                    "receiptHandle": m.receipt_handle(),
-                    "body": m.body(),
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                    "messageAttributes": {},
-                    "eventSource": "aws:sqs",
-                    "eventSourceARN": self.queue_arn,
-                    "awsRegion": "us-east-1",
-                })
-            })
-            .collect();
-        serde_json::from_value(serde_json::json!({ "Records": records })).expect("event")
+        testkit::sqs_event::from_messages(messages, &self.queue_arn, "us-east-1")
     }
 
     /// Sends `body` to the task queue and receives it back, as the event source mapping would.
     pub async fn enqueue_and_receive(&self, body: &str) -> SqsEvent {
-        self.sqs
+        self.services
+            .sqs
             .send_message()
             .queue_url(&self.queue_url)
             .message_body(body)
@@ -306,20 +220,8 @@ impl Stack {
     }
 }
 
-pub async fn create_queue(sqs: &aws_sdk_sqs::Client, name: &str) -> String {
-    sqs.create_queue()
-        .queue_name(name)
-        .attributes(QueueAttributeName::VisibilityTimeout, "1")
-        .send()
-        .await
-        .expect("queue")
-        .queue_url()
-        .expect("url")
-        .to_owned()
-}
-
 pub fn secret_json(ak: &str, sk: &str) -> String {
-    serde_json::json!({"access_key_id": ak, "secret_access_key": sk}).to_string()
+    testkit::services::credentials_json(&Credentials::new(ak, sk))
 }
 
 pub fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> String {

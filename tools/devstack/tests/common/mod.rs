@@ -1,7 +1,12 @@
 //! Starting a devstack for a test: binaries built once per test process, logs in a temporary
 //! directory, and the logs' tails in the failure message when something goes wrong.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    reason = "shared by several test binaries, each using a different subset"
+)]
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -34,7 +39,7 @@ pub async fn start(customize: impl FnOnce(&mut StackConfig)) -> Stack {
     let mut config = StackConfig::new(binaries, python, run_dir);
     config.function_instances = 1;
     config.function_timeout = Duration::from_secs(20);
-    config.visibility_timeout = Duration::from_secs(120);
+    config.visibility_timeout = Duration::from_mins(2);
     customize(&mut config);
     Stack::start(config).await.expect("the stack starts")
 }

@@ -1,28 +1,22 @@
 //! A small signed HTTP client for the emulator's integration tests.
-#![allow(dead_code, unreachable_pub, missing_docs)]
+// Each test crate uses only part of this client, and its items are not an API.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    reason = "shared by several test binaries, each using a different subset"
+)]
 
 use chrono::Utc;
 use http::HeaderMap;
 use oss_emulator::{Emulator, EmulatorConfig};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use transfer::encoding::{encode_path, encode_query};
 use transfer::oss::signer::SignableRequest;
 use transfer::oss::{Credentials, OssSigner};
 
 pub const BUCKET: &str = "test-bucket";
 pub const AK: &str = "test-ak";
 pub const SK: &str = "test-sk";
-
-const PATH: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~')
-    .remove(b'/');
-const QUERY: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
 
 pub fn config() -> EmulatorConfig {
     EmulatorConfig::new()
@@ -112,18 +106,18 @@ impl Client {
             format!("{}/{BUCKET}/", self.base)
         };
         if let Some(key) = key {
-            url.push_str(&utf8_percent_encode(key, PATH).to_string());
+            url.push_str(&encode_path(key).to_string());
         }
         if !query.is_empty() {
             url.push('?');
             let parts: Vec<String> = query
                 .iter()
                 .map(|(k, v)| {
-                    let k = utf8_percent_encode(k, QUERY).to_string();
+                    let k = encode_query(k).to_string();
                     if v.is_empty() {
                         k
                     } else {
-                        format!("{k}={}", utf8_percent_encode(v, QUERY))
+                        format!("{k}={}", encode_query(v))
                     }
                 })
                 .collect();

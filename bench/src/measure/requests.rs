@@ -1,0 +1,120 @@
+//! P7: requests per object, counted by the emulator and the S3 proxy.
+
+use super::{
+    BTreeMap, Context, CopySettings, Function, Plan, Report, RunArgs, S3Proxy, Stack, Verdict,
+    ensure, human, json, p7_small_key, replicator_env, start_function, task_body,
+};
+
+/// Request counts per object, by operation, for one batch.
+async fn count_requests(
+    stack: &Stack,
+    proxy: &S3Proxy,
+    function: &Function,
+    bodies: &[String],
+    objects: usize,
+) -> anyhow::Result<(BTreeMap<String, f64>, BTreeMap<String, f64>)> {
+    stack.reset_oss_requests().await?;
+    proxy.take();
+    function.replicate(bodies).await.context("P7 batch")?;
+    let per = |n: f64| n / objects as f64;
+    let oss = stack
+        .oss_requests()
+        .await?
+        .into_iter()
+        .filter_map(|(op, n)| n.as_f64().filter(|n| *n > 0.0).map(|n| (op, per(n))))
+        .collect();
+    let s3 = proxy
+        .take()
+        .into_iter()
+        .map(|(op, n)| (op, per(n as f64)))
+        .collect();
+    Ok((oss, s3))
+}
+
+fn describe(counts: &BTreeMap<String, f64>) -> String {
+    let total: f64 = counts.values().sum();
+    let parts: Vec<String> = counts
+        .iter()
+        .map(|(op, n)| format!("{op} {}", trim(*n)))
+        .collect();
+    format!("{} ({})", trim(total), parts.join(", "))
+}
+
+fn trim(n: f64) -> String {
+    if (n - n.round()).abs() < 1e-9 {
+        format!("{}", n.round())
+    } else {
+        format!("{n:.2}")
+    }
+}
+
+pub(super) async fn requests_per_object(
+    args: &RunArgs,
+    plan: &Plan,
+    stack: &Stack,
+    report: &mut Report,
+) -> anyhow::Result<()> {
+    stack.create_bucket("dst-p7").await?;
+    let proxy = S3Proxy::start(&stack.s3_endpoint).await?;
+    let env = replicator_env(stack, "dst-p7", Some(proxy.url()));
+    let function = start_function(args, stack, &env, "replicator-p7.log").await?;
+    let small: Vec<String> = (0..plan.p7_small)
+        .map(|i| task_body(&p7_small_key(i), plan.small_size))
+        .collect();
+    let (small_oss, small_s3) =
+        count_requests(stack, &proxy, &function, &small, plan.p7_small).await?;
+    let multipart = vec![task_body("p7/multipart.bin", plan.p7_multipart)];
+    let (mp_oss, mp_s3) = count_requests(stack, &proxy, &function, &multipart, 1).await?;
+    // Replaying the same batch shows what an already-replicated object costs.
+    let (again_oss, again_s3) =
+        count_requests(stack, &proxy, &function, &small, plan.p7_small).await?;
+    drop(function);
+    let (copied, _) = stack.count_objects("dst-p7").await?;
+    ensure!(
+        copied == plan.p7_small + 1,
+        "dst-p7 holds {copied} objects, expected {}",
+        plan.p7_small + 1
+    );
+    let parts = plan.p7_multipart.div_ceil(CopySettings::DEFAULT_PART_SIZE);
+    report.row(
+        "P7",
+        &format!(
+            "requests per {} KiB object: OSS; S3",
+            plan.small_size / 1024
+        ),
+        format!("{}; {}", describe(&small_oss), describe(&small_s3)),
+        "",
+        Verdict::Info,
+    );
+    report.row(
+        "P7",
+        &format!(
+            "requests for one {} object ({parts} parts): OSS; S3",
+            human(plan.p7_multipart)
+        ),
+        format!("{}; {}", describe(&mp_oss), describe(&mp_s3)),
+        "",
+        Verdict::Info,
+    );
+    report.row(
+        "P7",
+        "requests per already-replicated object: OSS; S3",
+        format!("{}; {}", describe(&again_oss), describe(&again_s3)),
+        "",
+        Verdict::Info,
+    );
+    report.figures(
+        "P7",
+        json!({
+            "small_objects": plan.p7_small,
+            "small_object_bytes": plan.small_size,
+            "small_per_object": { "oss": small_oss, "s3": small_s3 },
+            "multipart_object_bytes": plan.p7_multipart,
+            "multipart_parts": parts,
+            "multipart": { "oss": mp_oss, "s3": mp_s3 },
+            "already_replicated_per_object": { "oss": again_oss, "s3": again_s3 },
+            "s3_counted_by": "a counting proxy in front of the sink",
+        }),
+    );
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The replicator function's library: everything but the Lambda runtime loop, so it is tested
+//! without one.
+//!
+//! - [`batch`]: one SQS batch → parse, replicate, settle each message (`batchItemFailures`);
+//! - [`queues`]: continuations, the DLQ with reasons, visibility changes;
+//! - [`metrics`]: CloudWatch Embedded Metric Format lines;
+//! - [`config`]: the environment, read once;
+//! - [`build_processor`]: the clients, built once from the configuration.
+//!
+//! The copy itself is `transfer::replicate`; the OSS keys come from Secrets Manager through
+//! `transfer::secrets`, refreshed inside the OSS client when OSS rejects them.
+
+pub mod batch;
+pub mod config;
+mod disposition;
+pub mod metrics;
+pub mod queues;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use transfer::oss::OssClient;
+use transfer::replicate::Replicator;
+use transfer::s3::{S3Store, s3_config};
+use transfer::secrets::SecretsManagerCredentials;
+
+pub use batch::{BatchProcessor, BatchSettings, TaskReplicator, deadline_from_epoch_ms};
+pub use config::Config;
+pub use metrics::{Metrics, MetricsSink};
+pub use queues::Queues;
+
+/// The engine as the function runs it: OSS to S3.
+pub type Engine = Replicator<OssClient, S3Store>;
+
+/// Builds every client once: S3, SQS and Secrets Manager from the standard AWS configuration
+/// (`AWS_ENDPOINT_URL_S3`, `_SQS`, `_SECRETS_MANAGER` override endpoints), OSS from `config`
+/// with its keys from the secret.
+pub async fn build_processor(config: Config) -> anyhow::Result<BatchProcessor<Engine>> {
+    let timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .build();
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .load()
+        .await;
+    let mut s3 = s3_config(&aws);
+    if config.s3_path_style {
+        s3 = s3.to_builder().force_path_style(true).build();
+    }
+    let sink = S3Store::new(aws_sdk_s3::Client::from_conf(s3)).with_compat(config.s3_compat);
+    let secret = SecretsManagerCredentials::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        &config.oss_secret_id,
+    );
+    let oss = OssClient::with_provider(config.oss.clone(), Arc::new(secret))?;
+    let queues = Queues::new(
+        aws_sdk_sqs::Client::new(&aws),
+        &config.queue_url,
+        config.dlq_url.clone(),
+    );
+    let metrics = Metrics::new(
+        &config.metrics_namespace,
+        &config.function_name,
+        MetricsSink::Stdout,
+    );
+    tracing::info!(
+        oss_region = %config.oss.region,
+        dst_bucket = %config.copy.dst_bucket,
+        queue_url = %config.queue_url,
+        dlq = config.dlq_url.is_some(),
+        message_concurrency = config.batch.message_concurrency,
+        part_concurrency = config.copy.part_concurrency,
+        part_size = config.copy.part_size,
+        "replicator configured"
+    );
+    if config.dlq_url.is_none() {
+        tracing::warn!(
+            "DLQ_URL is not set: permanent failures are left to the queue's redrive policy"
+        );
+    }
+    let engine = Replicator::new(oss, sink, config.copy);
+    Ok(BatchProcessor::new(engine, queues, config.batch, metrics))
+}

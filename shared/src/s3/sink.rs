@@ -1,0 +1,269 @@
+//! [`S3Store`] as an [`ObjectSink`]: PUT and multipart uploads with CRC-64/NVME checksums that
+//! S3 verifies.
+
+use aws_sdk_s3::primitives::ByteStream as SdkByteStream;
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, ServerSideEncryption,
+};
+use bytes::Bytes;
+
+use super::compat::{ListPartsRootFix, S3Compat};
+use super::error::{sdk_error, target};
+use super::{S3Store, checksum_b64, s3_class};
+use crate::store::{
+    BodyChecksums, CompletedPart, Encryption, ObjectSink, PartInfo, PartLimits, StoreError,
+    StoreErrorKind, WriteOutput, WriteRequest,
+};
+
+/// Applies a [`WriteRequest`] to a PutObject or CreateMultipartUpload builder.
+macro_rules! apply_write_request {
+    ($call:expr, $request:expr) => {{
+        let request: &WriteRequest = $request;
+        let c = &request.content;
+        let mut call = $call
+            .set_content_type(c.content_type.clone())
+            .set_content_encoding(c.content_encoding.clone())
+            .set_content_disposition(c.content_disposition.clone())
+            .set_content_language(c.content_language.clone())
+            .set_cache_control(c.cache_control.clone())
+            .set_expires(
+                c.expires
+                    .as_deref()
+                    .and_then(|e| httpdate::parse_http_date(e).ok())
+                    .map(aws_sdk_s3::primitives::DateTime::from),
+            );
+        for (name, value) in &request.user_metadata {
+            call = call.metadata(name, value);
+        }
+        if let Some(class) = &request.storage_class {
+            call = call.storage_class(s3_class(class));
+        }
+        match &request.encryption {
+            Some(Encryption::Aes256) => {
+                call = call.server_side_encryption(ServerSideEncryption::Aes256);
+            }
+            Some(Encryption::Kms { key_id }) => {
+                call = call
+                    .server_side_encryption(ServerSideEncryption::AwsKms)
+                    .set_ssekms_key_id(key_id.clone());
+            }
+            None => {}
+        }
+        call
+    }};
+}
+
+impl ObjectSink for S3Store {
+    fn limits(&self) -> PartLimits {
+        self.limits
+    }
+
+    async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Bytes,
+        checksums: BodyChecksums,
+        request: &WriteRequest,
+    ) -> Result<WriteOutput, StoreError> {
+        let len = i64::try_from(body.len()).unwrap_or(i64::MAX);
+        let call = self
+            .client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .body(SdkByteStream::from(body))
+            .content_length(len)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_crc64_nvme(checksum_b64(checksums.crc64_nvme));
+        let output = apply_write_request!(call, request)
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| sdk_error("PutObject", bucket, Some(key), e))?;
+        Ok(WriteOutput {
+            etag: output.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        request: &WriteRequest,
+    ) -> Result<String, StoreError> {
+        let call = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::FullObject);
+        let output = apply_write_request!(call, request)
+            .send()
+            .await
+            .map_err(|e| sdk_error("CreateMultipartUpload", bucket, Some(key), e))?;
+        output.upload_id().map(str::to_owned).ok_or_else(|| {
+            StoreError::new(
+                StoreErrorKind::InvalidResponse,
+                "CreateMultipartUpload",
+                target(bucket, Some(key)),
+                "the answer has no UploadId",
+            )
+        })
+    }
+
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        part_number: u32,
+        body: Bytes,
+        checksums: BodyChecksums,
+    ) -> Result<PartInfo, StoreError> {
+        let len = body.len() as u64;
+        let output = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(i32::try_from(part_number).unwrap_or(i32::MAX))
+            .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+            .body(SdkByteStream::from(body))
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_crc64_nvme(checksum_b64(checksums.crc64_nvme))
+            .customize()
+            .disable_payload_signing()
+            .send()
+            .await
+            .map_err(|e| sdk_error("UploadPart", bucket, Some(key), e))?;
+        Ok(PartInfo {
+            part_number,
+            etag: output.e_tag().unwrap_or_default().to_owned(),
+            size: len,
+        })
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        parts: &[CompletedPart],
+        whole: BodyChecksums,
+    ) -> Result<WriteOutput, StoreError> {
+        let parts = parts
+            .iter()
+            .map(|p| {
+                aws_sdk_s3::types::CompletedPart::builder()
+                    .part_number(i32::try_from(p.part_number).unwrap_or(i32::MAX))
+                    .e_tag(&p.etag)
+                    .checksum_crc64_nvme(checksum_b64(p.checksums.crc64_nvme))
+                    .build()
+            })
+            .collect();
+        let output = self
+            .client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .checksum_type(ChecksumType::FullObject)
+            .checksum_crc64_nvme(checksum_b64(whole.crc64_nvme))
+            .send()
+            .await
+            .map_err(|e| sdk_error("CompleteMultipartUpload", bucket, Some(key), e))?;
+        Ok(WriteOutput {
+            etag: output.e_tag().unwrap_or_default().to_owned(),
+        })
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        match self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = sdk_error("AbortMultipartUpload", bucket, Some(key), e);
+                if error.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<PartInfo>, StoreError> {
+        let mut parts = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let call = self
+                .client
+                .list_parts()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone())
+                .customize();
+            let call = match self.compat {
+                S3Compat::Moto => call.interceptor(ListPartsRootFix),
+                S3Compat::Aws => call,
+            };
+            let page = call
+                .send()
+                .await
+                .map_err(|e| sdk_error("ListParts", bucket, Some(key), e))?;
+            for part in page.parts() {
+                parts.push(PartInfo {
+                    part_number: part
+                        .part_number()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .unwrap_or(0),
+                    etag: part.e_tag().unwrap_or_default().to_owned(),
+                    size: part.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                });
+            }
+            match (page.is_truncated(), page.next_part_number_marker()) {
+                (Some(true), Some(next)) if marker.as_deref() != Some(next) => {
+                    marker = Some(next.to_owned());
+                }
+                (Some(true), _) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::InvalidResponse,
+                        "ListParts",
+                        target(bucket, Some(key)),
+                        "a truncated page has no usable NextPartNumberMarker",
+                    ));
+                }
+                _ => break,
+            }
+        }
+        parts.sort_by_key(|p| p.part_number);
+        Ok(parts)
+    }
+}

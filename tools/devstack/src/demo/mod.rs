@@ -1,0 +1,167 @@
+//! The demo: a realistic data set uploaded through the OSS emulator with the signed client,
+//! waited for in S3, and verified object by object (bytes by CRC-64, content headers, user
+//! metadata, the replication marker), ending in a summary table.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::{StreamExt as _, TryStreamExt as _};
+use transfer::crc64::Crc64;
+use transfer::encoding::encode_path;
+use transfer::oss::signer::SignableRequest;
+use transfer::oss::{CompletedPart, Credentials, OssClient, OssSigner, PutBody, PutObjectOptions};
+use transfer::replicate::{MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE};
+use transfer::store::ContentHeaders;
+
+mod dataset;
+mod report;
+mod upload;
+mod verify;
+
+pub use dataset::{DemoObject, UploadKind, dataset};
+pub use report::{DemoReport, FunctionMetrics, function_metrics, percentile};
+pub use upload::{Appender, Uploaded, upload};
+use verify::{Arrivals, watch_arrivals};
+pub use verify::{Mismatch, verify};
+
+use crate::esm::EsmCounts;
+use crate::stack::Stack;
+
+use transfer::size::MIB;
+
+/// What the demo uploads and how long it waits.
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// How many objects (at least 4 gives every upload kind).
+    pub objects: usize,
+    /// The largest object, in bytes.
+    pub max_size: u64,
+    /// How long to wait for the last object to reach S3.
+    pub timeout: Duration,
+    /// Uploads in flight at once.
+    pub upload_concurrency: usize,
+    /// Seed of the object contents and sizes (the same seed gives the same data set).
+    pub seed: u64,
+}
+
+impl Default for DemoOptions {
+    /// 200 objects from 0 B to 64 MiB, ten minutes to replicate, four uploads at once.
+    fn default() -> Self {
+        Self {
+            objects: 200,
+            max_size: 64 * MIB,
+            timeout: Duration::from_mins(10),
+            upload_concurrency: 4,
+            seed: 20_240_501,
+        }
+    }
+}
+
+/// Runs the demo against `stack`: upload, wait, verify, report.
+pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoReport> {
+    let objects = dataset(options);
+    let config = stack.config();
+    let bucket = config.oss_bucket.clone();
+    let oss = stack.oss_client()?;
+    let appender = Appender::new(
+        stack.oss_endpoint(),
+        &config.oss_region,
+        Credentials::new(&config.oss_access_key_id, &config.oss_access_key_secret),
+    );
+    let expected: HashMap<String, u64> = objects.iter().map(|o| (o.key.clone(), o.size)).collect();
+    if expected.len() != objects.len() {
+        bail!("the data set has duplicate keys");
+    }
+    let bytes: u64 = objects.iter().map(|o| o.size).sum();
+    let started = Instant::now();
+    let deadline = started + options.timeout;
+    let arrivals = Arrivals::default();
+    let watcher = tokio::spawn(watch_arrivals(
+        stack.s3().clone(),
+        config.dst_bucket.clone(),
+        expected,
+        arrivals.clone(),
+        deadline,
+    ));
+
+    eprintln!(
+        "demo: uploading {} objects ({:.1} MiB) to oss://{bucket} through the emulator",
+        objects.len(),
+        bytes as f64 / MIB as f64
+    );
+    let uploaded: Vec<Uploaded> = futures::stream::iter(objects.iter())
+        .map(|o| upload(&oss, &appender, &bucket, o))
+        .buffer_unordered(options.upload_concurrency.max(1))
+        .try_collect()
+        .await?;
+    let upload_time = started.elapsed();
+    eprintln!(
+        "demo: uploads done in {:.1} s; waiting for S3 (timeout {:?})",
+        upload_time.as_secs_f64(),
+        options.timeout
+    );
+    let _ = watcher.await;
+    let arrived = arrivals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let total_time = arrived
+        .values()
+        .max()
+        .map_or_else(|| started.elapsed(), |last| last.duration_since(started));
+
+    eprintln!(
+        "demo: verifying {} objects in s3://{}",
+        arrived.len(),
+        config.dst_bucket
+    );
+    let mut latencies = Vec::new();
+    let mut missing = Vec::new();
+    let mut to_verify = Vec::new();
+    for u in &uploaded {
+        match arrived.get(&u.object.key) {
+            Some(at) => {
+                latencies.push(at.saturating_duration_since(u.completed_at));
+                to_verify.push(u);
+            }
+            None => missing.push(u.object.key.clone()),
+        }
+    }
+    let s3 = stack.s3();
+    let bucket = &bucket;
+    let results: Vec<(String, Vec<String>)> = futures::stream::iter(to_verify)
+        .map(|u| async move {
+            (
+                u.object.key.clone(),
+                verify(s3, &config.dst_bucket, bucket, u).await,
+            )
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let verified = results.iter().filter(|(_, p)| p.is_empty()).count();
+    let mismatches = results
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(key, problems)| Mismatch { key, problems })
+        .collect();
+    let (dlq_visible, dlq_in_flight) = stack.queue_depth(stack.dlq_url()).await?;
+    let (queue_visible, queue_in_flight) = stack.queue_depth(stack.queue_url()).await?;
+    Ok(DemoReport {
+        objects: uploaded.len(),
+        verified,
+        bytes,
+        upload_time,
+        total_time,
+        latencies,
+        missing,
+        mismatches,
+        function: function_metrics(&stack.function_logs()),
+        esm: stack.esm_counts(),
+        dlq_depth: dlq_visible + dlq_in_flight,
+        queue_depth: queue_visible + queue_in_flight,
+    })
+}

@@ -1,0 +1,90 @@
+//! `S3Store` meets the contract on moto's S3, with moto's documented gaps declared.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use store_conformance::{Behaviour, Gap, InjectFaults, InjectedFault, SuiteOptions, run};
+use testkit::Services;
+use testkit::s3_proxy::{S3Fault, S3FaultRule, S3Proxy};
+use transfer::s3::{S3Compat, S3Store};
+
+/// What moto 5.2.5's S3 does not do that S3 does (checked against its source).
+const MOTO_GAPS: &[Gap] = &[
+    Gap {
+        behaviour: Behaviour::ChecksumVerification,
+        reason: "moto 5.2.5 stores x-amz-checksum-* values but does not verify bodies against them",
+    },
+    Gap {
+        behaviour: Behaviour::MetadataLimit,
+        reason: "moto 5.2.5 does not enforce S3's 2 KB user metadata limit",
+    },
+    Gap {
+        behaviour: Behaviour::KeyLengthLimit,
+        reason: "moto 5.2.5 does not enforce S3's 1,024-byte key limit",
+    },
+    Gap {
+        behaviour: Behaviour::UnknownUploadWrites,
+        reason: "moto 5.2.5 answers UploadPart and CompleteMultipartUpload of an unknown upload \
+                 with HTTP 500 (an unhandled error), not 404 NoSuchUpload",
+    },
+];
+
+/// A proxy in front of moto that answers as S3 does when it misbehaves.
+struct ProxyFaults(Arc<S3Proxy>);
+
+impl InjectFaults for ProxyFaults {
+    fn inject(&self, fault: InjectedFault) {
+        let status = |status: u16, code: &str| S3Fault::Status {
+            status,
+            code: code.to_owned(),
+        };
+        let fault = match fault {
+            InjectedFault::Throttle => status(503, "SlowDown"),
+            InjectedFault::ServerError => status(500, "InternalError"),
+            InjectedFault::RejectCredentials => status(403, "InvalidAccessKeyId"),
+            InjectedFault::DenyAccess => status(403, "AccessDenied"),
+            InjectedFault::TruncateBody => S3Fault::Truncate { after_bytes: 1000 },
+        };
+        self.0.inject(S3FaultRule {
+            operation: Some("GetObject".to_owned()),
+            fault,
+            times: None,
+        });
+    }
+
+    fn clear(&self) {
+        self.0.clear_faults();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_meets_the_contract_on_moto() {
+    let services = Services::start(oss_emulator::EmulatorConfig::new()).await;
+    let bucket = services.create_bucket("conformance").await;
+    // Through a proxy, so that the suite can make "S3" misbehave; quick SDK retries.
+    let proxy = Arc::new(
+        S3Proxy::start(&services.moto.endpoint())
+            .await
+            .expect("the proxy starts"),
+    );
+    let sdk = services
+        .sdk
+        .to_builder()
+        .endpoint_url(proxy.url())
+        .retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_initial_backoff(Duration::from_millis(10)),
+        )
+        .build();
+    let store = S3Store::from_sdk_config(&sdk).with_compat(S3Compat::Moto);
+    let options = SuiteOptions {
+        unimplementable: &["symlink_target", "put_symlink"],
+        gaps: MOTO_GAPS,
+        restore_timeout: Duration::from_secs(10),
+        faults: Some(Arc::new(ProxyFaults(Arc::clone(&proxy)))),
+        ..SuiteOptions::default()
+    };
+    let report = run(&store, &bucket, &options).await;
+    println!("{report}");
+    report.assert_passed();
+}
