@@ -142,8 +142,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
-/// The OSS client's settings from `OSS_REGION`, `OSS_ENDPOINT`, `OSS_PATH_STYLE` and
-/// `OSS_CNAME`, as the replicator and the CLI read them.
+/// The OSS client's settings from `OSS_REGION`, `OSS_ENDPOINT`, `OSS_PATH_STYLE`, `OSS_CNAME`
+/// and `OSS_ALLOW_HTTP`, as the replicator and the CLI read them.
 #[cfg(feature = "oss")]
 pub fn oss_config(
     env: &Env<impl Fn(&str) -> Option<String>>,
@@ -191,7 +191,8 @@ pub fn oss_config(
     };
     let config = OssConfig::new(region)
         .with_endpoint(endpoint)
-        .with_addressing(addressing);
+        .with_addressing(addressing)
+        .with_insecure_http(env.flag("OSS_ALLOW_HTTP", false)?);
     config
         .endpoint_url()
         .map_err(|e| ConfigError::new("OSS_ENDPOINT", e.to_string()))?;
@@ -276,5 +277,18 @@ mod tests {
         let err = oss_config(&env(&[("OSS_REGION", "CN_Hangzhou")])).unwrap_err();
         assert!(err.to_string().starts_with("OSS_REGION"), "{err}");
         assert_eq!(oss_config(&env(&[])).unwrap_err().var(), "OSS_REGION");
+    }
+
+    #[cfg(feature = "oss")]
+    #[test]
+    fn plain_http_to_a_remote_endpoint_needs_oss_allow_http() {
+        let remote = [
+            ("OSS_REGION", "cn-hangzhou"),
+            ("OSS_ENDPOINT", "http://oss.example.com"),
+        ];
+        let err = oss_config(&env(&remote)).unwrap_err();
+        assert_eq!(err.var(), "OSS_ENDPOINT");
+        let allowed = [remote[0], remote[1], ("OSS_ALLOW_HTTP", "true")];
+        assert!(oss_config(&env(&allowed)).unwrap().allow_insecure_http);
     }
 }

@@ -47,7 +47,13 @@ pub struct OutgoingMessage {
     pub group_id: Option<String>,
     /// The FIFO deduplication ID.
     pub dedup_id: Option<String>,
+    /// How long SQS keeps the message invisible after it is sent (standard queues only; at
+    /// most [`MAX_DELAY`]).
+    pub delay: Option<Duration>,
 }
+
+/// The longest delay SQS allows on one message: 15 minutes.
+pub const MAX_DELAY: Duration = Duration::from_mins(15);
 
 impl OutgoingMessage {
     /// The message for the task at position `index`; FIFO queues get a group ID from bucket/key
@@ -59,7 +65,18 @@ impl OutgoingMessage {
             attributes: Vec::new(),
             group_id: fifo.then(|| task.message_group_id()),
             dedup_id: fifo.then(|| task.identity()),
+            delay: None,
         }
+    }
+
+    /// The message, delivered no earlier than `delay` from now (cut to [`MAX_DELAY`]). FIFO
+    /// queues have no per-message delay; there it is ignored.
+    #[must_use]
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        if self.group_id.is_none() && !delay.is_zero() {
+            self.delay = Some(delay.min(MAX_DELAY));
+        }
+        self
     }
 
     /// The size SQS counts against the 1 MiB limit: the body plus each attribute's name, data
@@ -224,8 +241,17 @@ impl SqsSender {
     /// calls that failed retryably, with backoff. Never returns early on a failure: the summary
     /// lists each message that was not enqueued.
     pub async fn send_tasks(&self, tasks: &[ReplicationTask]) -> SendSummary {
+        self.send_batches(self.batches(tasks)).await
+    }
+
+    /// Enqueues `messages` (with unique entry IDs) as [`Self::send_tasks`] does.
+    pub async fn send_messages(&self, messages: Vec<OutgoingMessage>) -> SendSummary {
+        self.send_batches(chunk_messages(messages)).await
+    }
+
+    async fn send_batches(&self, batches: Vec<Vec<OutgoingMessage>>) -> SendSummary {
         let calls = AtomicUsize::new(0);
-        let results: Vec<(usize, Vec<FailedMessage>)> = futures::stream::iter(self.batches(tasks))
+        let results: Vec<(usize, Vec<FailedMessage>)> = futures::stream::iter(batches)
             .map(|batch| self.send_batch(batch, &calls))
             .buffer_unordered(BATCH_CONCURRENCY)
             .collect()
@@ -345,7 +371,12 @@ impl SqsSender {
                 .id(&message.id)
                 .message_body(&message.body)
                 .set_message_group_id(message.group_id.clone())
-                .set_message_deduplication_id(message.dedup_id.clone());
+                .set_message_deduplication_id(message.dedup_id.clone())
+                .set_delay_seconds(
+                    message
+                        .delay
+                        .map(|d| i32::try_from(d.as_secs()).unwrap_or(i32::MAX)),
+                );
             for (name, value) in &message.attributes {
                 let value = MessageAttributeValue::builder()
                     .data_type("String")
@@ -423,6 +454,7 @@ mod tests {
                 attributes: Vec::new(),
                 group_id: None,
                 dedup_id: None,
+                delay: None,
             })
             .collect()
     }

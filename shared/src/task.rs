@@ -101,6 +101,9 @@ pub struct ReplicationTask {
     /// Continuation state owned by the replicator (e.g. a multipart upload to resume); opaque here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub continuation: Option<Value>,
+    /// Not to be applied before this time (Unix seconds): a delayed delete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<u64>,
 }
 
 impl ReplicationTask {
@@ -114,6 +117,7 @@ impl ReplicationTask {
             event_time: None,
             request_id: None,
             continuation: None,
+            not_before: None,
         }
     }
 
@@ -152,9 +156,49 @@ impl ReplicationTask {
     }
 }
 
+/// Checks a bucket name against the rules OSS and S3 share: 3 to 63 characters of lower-case
+/// letters, digits, `-` and `.`, beginning and ending with a letter or digit. The error says
+/// what is wrong.
+pub fn check_bucket_name(name: &str) -> Result<(), String> {
+    let edge = |b: Option<&u8>| b.is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    if !(3..=63).contains(&name.len()) {
+        return Err(format!("is {} characters long, not 3 to 63", name.len()));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    {
+        return Err("has characters other than a-z, 0-9, '-' and '.'".to_owned());
+    }
+    if !edge(name.as_bytes().first()) || !edge(name.as_bytes().last()) {
+        return Err("does not begin and end with a letter or digit".to_owned());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bucket_names_follow_the_shared_rules() {
+        for good in ["abc", "photos-2024", "a.b.c", &"a".repeat(63)] {
+            assert_eq!(check_bucket_name(good), Ok(()), "{good}");
+        }
+        for bad in [
+            "ab",
+            "Photos",
+            "-abc",
+            "abc-",
+            "a_b",
+            "a/b",
+            "../x",
+            &"a".repeat(64),
+            "",
+        ] {
+            assert!(check_bucket_name(bad).is_err(), "{bad}");
+        }
+    }
 
     fn source(key: &str) -> SourceObject {
         SourceObject {

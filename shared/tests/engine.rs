@@ -353,7 +353,7 @@ async fn continuation_restarts_when_the_source_changed() {
         ..env.settings()
     };
     let engine = env.engine(settings);
-    let Outcome::Continue(next) = engine
+    let Outcome::Continue { task: next, .. } = engine
         .replicate(&task("long/changing.bin"), Some(Instant::now()))
         .await
         .expect("continues")
@@ -483,7 +483,7 @@ async fn deletes_are_skipped_unless_enabled() {
         .await
         .expect("copied");
     env.src
-        .delete_object(SRC, "del/kept.txt")
+        .delete_object(SRC, "del/kept.txt", None)
         .await
         .expect("deleted at the source");
     let outcome = engine

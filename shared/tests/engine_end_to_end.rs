@@ -18,7 +18,7 @@ use oss_emulator::{EmulatorConfig, Fault, FaultRule, PutOptions};
 use testkit::Services;
 use transfer::crc64;
 use transfer::oss::{Credentials, OssClient};
-use transfer::replicate::{CopySettings, FailureKind, Outcome};
+use transfer::replicate::{Continuation, CopySettings, FailureKind, Outcome};
 use transfer::s3::S3Store;
 use transfer::store::{Encryption, StorageClass};
 
@@ -240,7 +240,7 @@ async fn transient_source_faults_end_identical() {
 }
 
 #[tokio::test]
-async fn persistent_truncation_fails_retryably_and_writes_nothing() {
+async fn persistent_truncation_keeps_the_upload_then_gives_up_and_writes_nothing() {
     let env = Env::start().await;
     env.seed("cut/big.bin", &data(PART * 2, 2)).await;
     env.seed("cut/small.bin", &data(1000, 2)).await;
@@ -249,13 +249,35 @@ async fn persistent_truncation_fails_retryably_and_writes_nothing() {
         Fault::Truncate { after_bytes: 100 },
     ));
     let engine = env.engine(env.settings());
-    for key in ["cut/big.bin", "cut/small.bin"] {
-        let error = expect_error(engine.replicate(&task(key), None).await);
-        assert_eq!(error.kind, FailureKind::SourceUnavailable, "{error}");
-        assert!(error.is_retryable());
-    }
+    let error = expect_error(engine.replicate(&task("cut/small.bin"), None).await);
+    assert_eq!(error.kind, FailureKind::SourceUnavailable, "{error}");
+    assert!(error.is_retryable());
+
+    // A multipart copy keeps its upload through transient failures: each invocation hands it
+    // on, waiting longer each time, until MAX_STALLS fruitless ones abort it.
+    let mut next = task("cut/big.bin");
+    let mut delays = Vec::new();
+    let error = loop {
+        match engine.replicate(&next, None).await {
+            Ok(Outcome::Continue { task, delay }) => {
+                assert_eq!(env.pending_uploads().await, 1, "the upload is kept");
+                delays.push(delay);
+                next = task;
+            }
+            Ok(other) => panic!("expected a continuation or an error, got {other:?}"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(
+        delays.len(),
+        Continuation::MAX_STALLS as usize,
+        "{delays:?}"
+    );
+    assert!(delays.windows(2).all(|w| w[0] < w[1]), "{delays:?}");
+    assert_eq!(error.kind, FailureKind::SourceUnavailable, "{error}");
+    assert!(error.is_retryable());
     assert!(env.dst_keys().await.is_empty());
-    assert_eq!(env.pending_uploads().await, 0);
+    assert_eq!(env.pending_uploads().await, 0, "aborted in the end");
 }
 
 #[tokio::test]

@@ -16,9 +16,9 @@ use futures::{StreamExt, TryStreamExt};
 use oss_emulator::{Emulator, EmulatorConfig, Fault, FaultRule, PutOptions};
 use transfer::crc64;
 use transfer::oss::{
-    AddressingStyle, ByteRange, CompletedPart, Credentials, Endpoint, ErrorKind, GetObjectOptions,
-    ListObjectsV2Request, ObjectType, OssClient, OssConfig, OssError, PutBody, PutObjectOptions,
-    RestoreOutcome, RestoreState, RestoreTier, RetryPolicy, StorageClass,
+    AddressingStyle, ByteRange, CompleteOptions, CompletedPart, Credentials, Endpoint, ErrorKind,
+    GetObjectOptions, ListObjectsV2Request, ObjectType, OssClient, OssConfig, OssError, PutBody,
+    PutObjectOptions, RestoreOutcome, RestoreState, RestoreTier, RetryPolicy, StorageClass,
 };
 use transfer::oss::{CredentialsError, ProvideCredentials, StaticCredentials};
 use transfer::size::MIB;
@@ -192,6 +192,7 @@ async fn head_returns_typed_metadata(h: &Harness) {
             ("zeta".to_owned(), "last value".to_owned()),
         ]),
         storage_class: Some(StorageClass::InfrequentAccess),
+        forbid_overwrite: false,
     };
     h.client()
         .put_object(
@@ -670,7 +671,9 @@ async fn virtual_hosted_addressing_works(h: &Harness) {
             h.emulator.addr().port()
         )))
         .with_addressing(AddressingStyle::VirtualHosted)
-        .with_retry(fast_retries());
+        .with_retry(fast_retries())
+        // A made-up domain that resolves to the emulator on loopback.
+        .with_insecure_http(true);
     let client = OssClient::with_http_client(
         config,
         Arc::new(StaticCredentials::new(Credentials::new(AK, SK))),
@@ -760,7 +763,13 @@ async fn multipart_upload_round_trips(h: &Harness) {
     }
     let done = h
         .client()
-        .complete_multipart_upload(BUCKET, key, &upload_id, &completed)
+        .complete_multipart_upload(
+            BUCKET,
+            key,
+            &upload_id,
+            &completed,
+            CompleteOptions::default(),
+        )
         .await
         .expect("complete");
     assert!(
@@ -880,7 +889,13 @@ async fn undersized_part_fails_completion(h: &Harness) {
     }
     let error = h
         .client()
-        .complete_multipart_upload(BUCKET, key, &upload_id, &completed)
+        .complete_multipart_upload(
+            BUCKET,
+            key,
+            &upload_id,
+            &completed,
+            CompleteOptions::default(),
+        )
         .await
         .expect_err("first part below 100 KB");
     assert_eq!(error.kind(), ErrorKind::InvalidRequest, "{error}");
@@ -1253,13 +1268,40 @@ async fn throttling_honours_qos_delay(h: &Harness) {
         code: "DownloadTrafficRateLimitExceeded".into(),
         qos_delay_ms: Some(400),
     };
+    let patient = h.client_with(
+        h.config().with_retry(RetryPolicy {
+            max_delay: Duration::from_secs(1),
+            ..fast_retries()
+        }),
+        Credentials::new(AK, SK),
+    );
+    h.inject(FaultRule::new("GetObject", throttle.clone()).times(1));
+    let started = Instant::now();
+    let object = patient
+        .get_object(BUCKET, "retry/throttled", &GetObjectOptions::default())
+        .await
+        .expect("retried");
+    assert_eq!(
+        &object.body.collect().await.expect("body")[..],
+        b"slow down"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "waited only {:?}, OSS asked for 400 ms",
+        started.elapsed()
+    );
+    assert_eq!(h.requests("GetObject"), 2);
+
+    // OSS's pause is capped at the policy's longest delay (50 ms here), so it cannot hold a
+    // copy past its deadline.
+    h.reset_counts();
     h.inject(FaultRule::new("GetObject", throttle.clone()).times(1));
     let started = Instant::now();
     let bytes = h.get_bytes("retry/throttled").await.expect("retried");
     assert_eq!(&bytes[..], b"slow down");
     assert!(
-        started.elapsed() >= Duration::from_millis(400),
-        "waited only {:?}, OSS asked for 400 ms",
+        started.elapsed() < Duration::from_millis(350),
+        "waited {:?}, beyond the 50 ms cap",
         started.elapsed()
     );
     assert_eq!(h.requests("GetObject"), 2);

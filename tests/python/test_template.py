@@ -5,6 +5,8 @@
   expand SAM resources, so the generated ones would go unchecked);
 - properties of the expanded template that a deployment depends on (visibility timeout, least
   privilege, batch item failures, redrive, TLS-only queues);
+- that the replicator's role grants every AWS API call the Rust code makes (found by scanning the
+  sources, see rust_sdk_calls.py);
 - `sam build` with cargo-lambda, for x86_64 (the only Rust target installed on the test machines;
   the template's default is arm64, built the same way).
 
@@ -23,6 +25,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+import rust_sdk_calls
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -339,6 +343,42 @@ def test_both_queues_are_encrypted_and_deny_non_tls_access(expanded):
     assert {queue_name, dlq_name} <= protected
 
 
+def test_both_queues_take_messages_of_one_mebibyte(expanded):
+    # A continuation task of a 10,000-part upload is about 370 KiB, beyond the old 256 KiB limit,
+    # and the DLQ receives whatever the replication queue held.
+    resolver = Resolver(expanded)
+    queue_name, queue = replication_queue(resolver)
+    dlq_name = ref_name(queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+    for name in (queue_name, dlq_name):
+        assert int(expanded["Resources"][name]["Properties"].get("MaximumMessageSize", 0)) == 1048576, name
+
+
+def test_function_may_loop_through_its_own_queue(expanded):
+    # Continuations go to the queue that triggers the function; Lambda's recursive-loop detection
+    # would stop such a chain after about 16 hops.
+    resolver = Resolver(expanded)
+    (function,) = resolver.resources("AWS::Lambda::Function").values()
+    assert function["Properties"].get("RecursiveLoop") == "Allow"
+    queue_name, _ = replication_queue(resolver)
+    assert ref_name(function["Properties"]["Environment"]["Variables"]["QUEUE_URL"]) == queue_name
+
+
+def test_function_knows_its_timeout_receive_limit_and_delete_delay(expanded):
+    resolver = Resolver(expanded, {"FunctionTimeout": "300", "MaxReceiveCount": "7", "DeleteDelaySeconds": "60"})
+    (function,) = resolver.resources("AWS::Lambda::Function").values()
+    props = function["Properties"]
+    variables = props["Environment"]["Variables"]
+    assert variables["FUNCTION_TIMEOUT_SECONDS"] == str(props["Timeout"]) == "300"
+    _, queue = replication_queue(resolver)
+    assert variables["MAX_RECEIVE_COUNT"] == str(queue["Properties"]["RedrivePolicy"]["maxReceiveCount"]) == "7"
+    assert variables["DELETE_DELAY_SECONDS"] == "60"
+    delay = expanded["Parameters"]["DeleteDelaySeconds"]
+    assert delay["Type"] == "Number"
+    assert (int(delay["Default"]), int(delay["MinValue"]), int(delay["MaxValue"])) == (300, 0, 86400)
+    (function,) = Resolver(expanded).resources("AWS::Lambda::Function").values()
+    assert function["Properties"]["Environment"]["Variables"]["DELETE_DELAY_SECONDS"] == "300"
+
+
 def test_s3_access_is_limited_to_the_destination_bucket_and_prefix(expanded):
     resolver = Resolver(expanded, {"DestinationPrefix": "from-oss/"})
     objects = "arn:${AWS::Partition}:s3:::${DestinationBucket}/${DestinationPrefix}*"
@@ -400,9 +440,155 @@ def test_replicator_reads_only_its_one_secret_and_sends_only_to_its_queues(expan
     dlq_name = ref_name(queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
     senders = {ref_name(r) for s in allowed(statements, "sqs:SendMessage") for r in as_list(s["Resource"])}
     assert senders == {queue_name, dlq_name}
-    for action in ("sqs:ChangeMessageVisibility", "sqs:ReceiveMessage", "sqs:DeleteMessage"):
+    for action in ("sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"):
         targets = {ref_name(r) for s in allowed(statements, action) for r in as_list(s["Resource"])}
         assert targets == {queue_name}, action
+
+
+# ---- Every AWS call the replicator makes is granted ---------------------------------------------
+
+# The crates the replicator Lambda is built from.
+REPLICATOR_SOURCE_DIRS = ["shared/src", "functions/replicator/src"]
+
+# The IAM actions an AWS SDK operation needs, by (service, SDK operation). Every operation the
+# sources call must be here: a new call fails the test below until someone maps it.
+SDK_OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    # Multipart uploads are authorised by s3:PutObject, part by part.
+    ("s3", "put_object"): ("s3:PutObject",),
+    ("s3", "create_multipart_upload"): ("s3:PutObject",),
+    ("s3", "upload_part"): ("s3:PutObject",),
+    ("s3", "complete_multipart_upload"): ("s3:PutObject",),
+    ("s3", "abort_multipart_upload"): ("s3:AbortMultipartUpload",),
+    ("s3", "list_parts"): ("s3:ListMultipartUploadParts",),
+    # HEAD is authorised by s3:GetObject.
+    ("s3", "head_object"): ("s3:GetObject",),
+    ("s3", "get_object"): ("s3:GetObject",),
+    # A conditional delete (If-Match) needs s3:GetObject as well.
+    ("s3", "delete_object"): ("s3:DeleteObject", "s3:GetObject"),
+    ("s3", "list_objects_v2"): ("s3:ListBucket",),
+    ("s3", "restore_object"): ("s3:RestoreObject",),
+    ("sqs", "send_message"): ("sqs:SendMessage",),
+    ("sqs", "send_message_batch"): ("sqs:SendMessage",),
+    ("sqs", "change_message_visibility"): ("sqs:ChangeMessageVisibility",),
+    ("sqs", "get_queue_url"): ("sqs:GetQueueUrl",),
+    ("secretsmanager", "get_secret_value"): ("secretsmanager:GetSecretValue",),
+}
+
+# Operations the replicator makes only with these parameter values (and is granted only then).
+SDK_OPERATIONS_ONLY_WITH: dict[tuple[str, str], dict[str, str]] = {
+    ("s3", "delete_object"): {"ReplicateDeletes": "true"},
+}
+
+# Calls in the replicator's crates that the deployed function never makes against AWS, by
+# (service, operation, file), with the reason. Nothing grants them.
+SDK_CALLS_THE_REPLICATOR_NEVER_MAKES: dict[tuple[str, str, str], str] = {
+    ("s3", "list_objects_v2", "shared/src/s3/mod.rs"): (
+        "S3Store::list_objects (ObjectStore), for S3 as a source and for tools; the copy engine "
+        "never lists, it HEADs"
+    ),
+    ("s3", "restore_object", "shared/src/s3/mod.rs"): (
+        "S3Store's RestoreArchived, for S3 as a source; the replicator's source is OSS "
+        "(Engine = Replicator<OssClient, S3Store>) and its sink never restores"
+    ),
+}
+
+
+def iam_actions(call: rust_sdk_calls.SdkCall) -> tuple[str, ...]:
+    """The IAM actions `call` needs; fails for an operation nobody has mapped yet."""
+    try:
+        return SDK_OPERATION_ACTIONS[(call.service, call.operation)]
+    except KeyError:
+        raise AssertionError(
+            f"no IAM action is known for the AWS SDK call {call.service} {call.operation} in "
+            f"{call.file}:{call.line}: add ({call.service!r}, {call.operation!r}) to "
+            "SDK_OPERATION_ACTIONS in tests/python/test_template.py (see the service's "
+            "'Actions, resources, and condition keys' page in the IAM reference)"
+        ) from None
+
+
+def replicator_sdk_calls() -> list[rust_sdk_calls.SdkCall]:
+    return rust_sdk_calls.scan(ROOT, REPLICATOR_SOURCE_DIRS)
+
+
+@pytest.mark.parametrize("deletes", ["false", "true"])
+def test_replicator_role_grants_every_aws_call_the_code_makes(expanded, deletes):
+    calls = replicator_sdk_calls()
+    found = {(c.service, c.operation) for c in calls}
+    # The scan works: calls the replicator has always made are found.
+    assert {("s3", "put_object"), ("s3", "head_object"), ("sqs", "send_message_batch"),
+            ("sqs", "change_message_visibility"), ("secretsmanager", "get_secret_value")} <= found, (
+        [str(c) for c in calls]
+    )
+    resolver = Resolver(expanded, {"ReplicateDeletes": deletes})
+    statements = role_statements(resolver)
+    missing = []
+    for call in calls:
+        actions = iam_actions(call)
+        if (call.service, call.operation, call.file) in SDK_CALLS_THE_REPLICATOR_NEVER_MAKES:
+            continue
+        runs_with = SDK_OPERATIONS_ONLY_WITH.get((call.service, call.operation), {})
+        if any(resolver.params[name] != value for name, value in runs_with.items()):
+            continue
+        missing += [f"{action} for {call}" for action in actions if not allowed(statements, action)]
+    assert not missing, (
+        "ReplicatorRole does not grant what the replicator calls:\n  " + "\n  ".join(missing)
+        + "\nGrant it in template.yaml, or, if the Lambda never makes the call, add it to "
+        "SDK_CALLS_THE_REPLICATOR_NEVER_MAKES with the reason."
+    )
+    stale = set(SDK_CALLS_THE_REPLICATOR_NEVER_MAKES) - {(c.service, c.operation, c.file) for c in calls}
+    assert not stale, f"exempt calls no longer in the sources (remove them): {sorted(stale)}"
+
+
+def test_exempt_aws_calls_stay_out_of_the_replicators_path():
+    """The reasons in SDK_CALLS_THE_REPLICATOR_NEVER_MAKES still hold."""
+    lib = (ROOT / "functions" / "replicator" / "src" / "lib.rs").read_text()
+    # The engine restores and reads only its source; S3 is only its sink.
+    assert re.search(r"type\s+Engine\s*=\s*Replicator<\s*OssClient\s*,\s*S3Store\s*>", lib), (
+        "the replicator's Engine changed: review SDK_CALLS_THE_REPLICATOR_NEVER_MAKES"
+    )
+    engine = [*(ROOT / "shared" / "src" / "replicate").rglob("*.rs"),
+              *(ROOT / "functions" / "replicator" / "src").rglob("*.rs")]
+    for path in engine:
+        text = path.read_text()
+        for match in re.finditer(r"\.\s*list_objects\w*\s*\(", text):
+            line = text.count("\n", 0, match.start()) + 1
+            pytest.fail(f"{path.relative_to(ROOT)}:{line} lists a store: review the list_objects_v2 exemption")
+
+
+def test_sdk_call_scan_finds_new_calls_and_unmapped_ones_fail(tmp_path):
+    src = tmp_path / "crate" / "src"
+    (src / "store").mkdir(parents=True)
+    (src / "other").mkdir()
+    (src / "lib.rs").write_text("mod store;\nmod other;\nmod queue;\n")
+    (src / "store" / "mod.rs").write_text(
+        "mod put;\npub struct Store { client: aws_sdk_s3::Client }\n"
+        "impl Store { pub fn client(&self) -> &aws_sdk_s3::Client { &self.client } }\n"
+    )
+    # A child module uses its parent's private field.
+    (src / "store" / "put.rs").write_text(
+        "impl super::Store {\n    async fn p(&self) {\n        let _ = self.client.clone();\n"
+        "        self\n            .client\n            .put_bucket_policy()\n            .send()\n            .await;\n"
+        "    }\n}\n"
+    )
+    # A `client` field that is no AWS client (as the OSS client's), and an accessor used elsewhere.
+    (src / "other" / "mod.rs").write_text(
+        "struct Oss { client: reqwest::Client }\n"
+        "fn f(o: &Oss, store: &crate::store::Store) {\n    o.client.get_object();\n"
+        "    let s3 = store.client().clone();\n    s3.head_object().send();\n}\n"
+    )
+    (src / "queue.rs").write_text(
+        "use aws_sdk_sqs::{types::X, Client as Sqs};\n"
+        "fn g(sqs: &Sqs) { sqs.send_message().send(); }\n"
+    )
+    calls = rust_sdk_calls.scan(tmp_path, ["crate/src"])
+    assert {(c.service, c.operation, c.file, c.line) for c in calls} == {
+        ("s3", "put_bucket_policy", "crate/src/store/put.rs", 6),
+        ("s3", "head_object", "crate/src/other/mod.rs", 5),
+        ("sqs", "send_message", "crate/src/queue.rs", 2),
+    }
+    (unmapped,) = [c for c in calls if c.operation == "put_bucket_policy"]
+    with pytest.raises(AssertionError, match=r"s3 put_bucket_policy in crate/src/store/put\.rs:6"):
+        iam_actions(unmapped)
 
 
 @pytest.mark.parametrize("mode", ["IamUser", "ManagedPolicyOnly"])
@@ -430,20 +616,48 @@ def test_forwarder_secret_key_is_stored_in_secrets_manager_not_in_outputs(expand
         assert name in expanded["Outputs"], name
 
 
-def test_alarms_watch_the_dlq_the_queue_age_and_function_errors(expanded):
-    resolver = Resolver(expanded, {"OldestMessageAgeAlarmSeconds": "600"})
+@pytest.mark.parametrize("deletes", ["false", "true"])
+def test_alarms_watch_the_dlq_the_queue_age_function_errors_failures_and_deletes(expanded, deletes):
+    namespace = "custom/oss2s3"
+    resolver = Resolver(expanded, {
+        "OldestMessageAgeAlarmSeconds": "600",
+        "ReplicateDeletes": deletes,
+        "DeleteAlarmThreshold": "250",
+        "MetricsNamespace": namespace,
+    })
     queue_name, queue = replication_queue(resolver)
     dlq_name = ref_name(queue["Properties"]["RedrivePolicy"]["deadLetterTargetArn"])
+    (topic,) = resolver.resources("AWS::SNS::Topic")
     alarms = {}
     for alarm in resolver.resources("AWS::CloudWatch::Alarm").values():
         props = alarm["Properties"]
-        (dimension,) = props["Dimensions"]
-        alarms[(props["MetricName"], ref_name(dimension["Value"]))] = props
-        assert props["AlarmActions"] and props["ComparisonOperator"] == "GreaterThanThreshold"
-    assert float(alarms[("ApproximateNumberOfMessagesVisible", dlq_name)]["Threshold"]) == 0
-    assert float(alarms[("ApproximateAgeOfOldestMessage", queue_name)]["Threshold"]) == 600
+        dimensions = props.get("Dimensions", [])
+        assert len(dimensions) <= 1, props
+        dimension = ref_name(dimensions[0]["Value"]) if dimensions else None
+        alarms[(props["Namespace"], props["MetricName"], dimension)] = props
+        assert props["ComparisonOperator"] == "GreaterThanThreshold", props
+        assert props["TreatMissingData"] == "notBreaching", props
+        assert [ref_name(a) for a in props["AlarmActions"]] == [topic], props
+        assert [ref_name(a) for a in props["OKActions"]] == [topic], props
+    assert float(alarms[("AWS/SQS", "ApproximateNumberOfMessagesVisible", dlq_name)]["Threshold"]) == 0
+    assert float(alarms[("AWS/SQS", "ApproximateAgeOfOldestMessage", queue_name)]["Threshold"]) == 600
     (function_name,) = resolver.resources("AWS::Lambda::Function")
-    assert ("Errors", function_name) in alarms
+    assert ("AWS/Lambda", "Errors", function_name) in alarms
+
+    # EMF metrics by FunctionName alone: the replicator publishes Failures by FunctionName and
+    # Kind and rolled up by FunctionName; FunctionName keeps stacks sharing a namespace apart.
+    failures = alarms[(namespace, "Failures", function_name)]
+    assert (failures["Statistic"], int(failures["Period"]), float(failures["Threshold"])) == ("Sum", 300, 0)
+    deleted = alarms.get((namespace, "ObjectsDeleted", function_name))
+    assert (deleted is not None) == (deletes == "true"), "the delete-rate alarm exists only with deletes"
+    if deleted is not None:
+        assert (deleted["Statistic"], int(deleted["Period"]), float(deleted["Threshold"])) == ("Sum", 300, 250)
+    threshold = expanded["Parameters"]["DeleteAlarmThreshold"]
+    assert threshold["Type"] == "Number" and int(threshold["Default"]) == 1000
+    sources = replicator_sources()
+    for metric in ("Failures", "ObjectsDeleted"):
+        assert f'"{metric}"' in sources, f"the replicator emits no {metric}"
+    assert ".rollup()" in sources, "Failures must also be published without its Kind dimension"
 
 
 def test_function_runs_the_cargo_lambda_bootstrap_on_al2023(sam_template, expanded):
@@ -496,6 +710,16 @@ def test_dashboard_charts_the_emf_metrics_the_replicator_emits(expanded):
     assert {m[-1]["stat"] for m in latency} >= {"p50", "p99"}
     assert "ApproximateNumberOfMessagesVisible" in text and "<Dlq>" in text and "<Queue>" in text
     assert '"<MetricsNamespace>"' in text and "FunctionName" in text
+    # All failures by FunctionName alone (the series the failures alarm watches), beside the kinds.
+    all_failures = [
+        (w, m) for w in widgets for m in w["properties"]["metrics"]
+        if m[:4] == ["<MetricsNamespace>", "Failures", "FunctionName", "<Fn>"]
+        and all(isinstance(x, dict) for x in m[4:])
+    ]
+    assert len(all_failures) == 1, "a Failures series by FunctionName alone"
+    ((widget, series),) = all_failures
+    options = next((x for x in series[4:]), {})
+    assert options.get("stat", widget["properties"].get("stat")) == "Sum"
 
 
 # ---- sam build ---------------------------------------------------------------------------------

@@ -6,10 +6,14 @@
 //! | result | what happens | reported in `batchItemFailures` |
 //! |---|---|---|
 //! | copied, deleted, skipped | done; SQS deletes it | no |
-//! | [`Outcome::Continue`] | the continuation task is sent to the continuation queue, then the message is done | only if that send fails |
+//! | [`Outcome::Continue`] | the continuation task is sent to the queue (after its delay), then the message is done | only if that send fails |
 //! | retryable failure | retried after the visibility timeout (or `retry_after`, e.g. restores) | yes |
-//! | permanent failure (malformed message, invalid key, …) | sent to the DLQ by the function, with the reason as message attributes, then done | only if that send fails (the redrive policy moves it later) |
-//! | not started because the invocation deadline is near | made visible again at once | yes |
+//! | retryable failure on the last receive (`MAX_RECEIVE_COUNT`) | sent to the DLQ with the reason (a continuation's upload is aborted first) | only if that send fails |
+//! | permanent failure (malformed message, invalid key, foreign bucket, …) | sent to the DLQ by the function, with the reason as message attributes, then done | only if that send fails (the redrive policy moves it later) |
+//! | not started because the invocation deadline is near | a copy is sent to the queue (no receive counted), then the message is done | only if that send fails |
+//! | a delete within `DELETE_DELAY_SECONDS` of its event | sent again with a delay until it is due | only if that send fails (FIFO queues: retried after the remaining delay) |
+//! | several tasks in one message | each task sent as its own message, then the message is done | only if that send fails |
+//! | the replicator panics on it | retried; the other messages of the batch are unaffected | yes |
 //! | OSS credentials unreadable or rejected | retried (the OSS client re-reads the secret once when OSS rejects the keys) | yes |
 //!
 //! Permanent failures are sent to the DLQ by the function itself rather than left to the
@@ -17,21 +21,29 @@
 //! why it is there (see [`DLQ_ATTR_KIND`](crate::queues::DLQ_ATTR_KIND) and friends). When `dlq_url` is not configured they are
 //! reported as failures and the redrive policy moves them; the reason is then only in the log.
 //!
-//! A message may carry several tasks (a raw OSS event with several events). They run in order;
-//! the message is retried if any is retryable (the others are skipped on redelivery, by the
-//! destination marker), otherwise dead-lettered if any failed permanently.
+//! A message may carry several tasks (a raw OSS event with several events). Each becomes a
+//! message of its own before any runs, so that each is retried, continued and dead-lettered on
+//! its own, and a retry never runs an object twice.
+//!
+//! # FIFO queues
+//! Messages of one `MessageGroupId` run one after the other, in the order Lambda delivered
+//! them; once one of them is to be retried, the rest of its group is not started and is
+//! retried too, so that their order holds. Messages without a group (standard queues) run
+//! concurrently, `message_concurrency` at a time.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
 use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
 use transfer::replicate::{Continuation, Outcome, ReplicationError, Replicator};
 use transfer::store::{ObjectSink, ObjectSource};
-use transfer::task::ReplicationTask;
+use transfer::task::{ReplicationTask, TaskOp};
 use transfer::trigger::EventFilter;
 
 use crate::disposition::Disposition;
@@ -100,8 +112,13 @@ pub struct BatchSettings {
     /// Which events of a raw OSS event become tasks.
     pub event_filter: EventFilter,
     /// A message is not started when less than this remains before the deadline (default 30 s);
-    /// it is made visible again at once instead.
+    /// a copy of it is enqueued instead.
     pub start_margin: Duration,
+    /// The queue's `maxReceiveCount`, when known: a retryable failure on that receive is
+    /// dead-lettered by the function, with its reason.
+    pub max_receive_count: Option<u32>,
+    /// How long after its event a delete is applied (default zero: at once).
+    pub delete_delay: Duration,
 }
 
 impl BatchSettings {
@@ -116,6 +133,8 @@ impl BatchSettings {
             legacy_bucket: None,
             event_filter: EventFilter::default(),
             start_margin: Duration::from_secs(30),
+            max_receive_count: None,
+            delete_delay: Duration::ZERO,
         }
     }
 }
@@ -148,10 +167,10 @@ impl<R: TaskReplicator> BatchProcessor<R> {
     /// Processes one batch; the response lists the messages SQS should deliver again.
     pub async fn process(&self, event: &SqsEvent, deadline: Option<Instant>) -> SqsBatchResponse {
         let started = Instant::now();
-        let failed: Vec<String> = futures::stream::iter(&event.records)
-            .map(|message| self.handle_message(message, deadline))
+        let failed: Vec<String> = futures::stream::iter(message_groups(&event.records))
+            .map(|group| self.handle_group(group, deadline))
             .buffer_unordered(self.settings.message_concurrency.max(1))
-            .filter_map(|failed| async move { failed })
+            .flat_map(futures::stream::iter)
             .collect()
             .await;
         tracing::info!(
@@ -163,12 +182,27 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         failures(failed)
     }
 
-    /// One message, in its own span; returns its ID if SQS should deliver it again.
-    async fn handle_message(
+    /// The messages of one group, in order; returns the IDs SQS should deliver again.
+    async fn handle_group(
         &self,
-        message: &SqsMessage,
+        group: Vec<&SqsMessage>,
         deadline: Option<Instant>,
-    ) -> Option<String> {
+    ) -> Vec<String> {
+        let mut failed: Vec<String> = Vec::new();
+        for message in group {
+            if let Some(earlier) = failed.first() {
+                tracing::info!(message_id = %message_id(message), earlier = %earlier, "not started: an earlier message of its FIFO group is retried first");
+                failed.push(message_id(message));
+            } else if self.handle_message(message, deadline).await {
+                failed.push(message_id(message));
+            }
+        }
+        failed
+    }
+
+    /// One message, in its own span; returns whether SQS should deliver it again. A panic while
+    /// it runs fails this message only.
+    async fn handle_message(&self, message: &SqsMessage, deadline: Option<Instant>) -> bool {
         let id = message_id(message);
         let span = tracing::info_span!(
             "message",
@@ -176,23 +210,39 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             receive_count = message.attributes.get("ApproximateReceiveCount").map_or("-", String::as_str),
         );
         async {
-            let disposition = self.run_message(message, deadline).await;
-            self.settle(message, disposition).await.then_some(id)
+            let run = AssertUnwindSafe(self.run_message(message, deadline));
+            let disposition = match run.catch_unwind().await {
+                Ok(disposition) => disposition,
+                Err(panic) => {
+                    let reason = format!("the replicator panicked: {}", panic_text(&*panic));
+                    tracing::error!(%reason, "message failed");
+                    self.count_failure("Panic", message.message_id.as_deref());
+                    Disposition::Retry {
+                        kind: "Panic".to_owned(),
+                        reason,
+                        delay: None,
+                    }
+                }
+            };
+            self.settle(message, disposition).await
         }
         .instrument(span)
         .await
     }
 
-    /// Parses the message and runs its tasks.
+    /// Parses the message and runs its task; fans out a message of several tasks.
     async fn run_message(&self, message: &SqsMessage, deadline: Option<Instant>) -> Disposition {
-        if let Some(deadline) = deadline
-            && deadline.saturating_duration_since(Instant::now()) < self.settings.start_margin
-        {
-            return Disposition::Retry {
-                kind: "DeadlineNear".to_owned(),
-                reason: "not started: the invocation deadline is near".to_owned(),
-                delay: Some(Duration::ZERO),
-            };
+        if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left < self.settings.start_margin {
+                return Disposition::Requeue {
+                    reason: format!(
+                        "not started: {} ms of the invocation remain, less than the {} s start margin",
+                        transfer::size::millis(left),
+                        self.settings.start_margin.as_secs()
+                    ),
+                };
+            }
         }
         let tasks = match self.parse(message) {
             Ok(tasks) => tasks,
@@ -204,15 +254,32 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                 };
             }
         };
-        if tasks.is_empty() {
-            tracing::info!("message holds no event that is replicated");
+        match tasks.as_slice() {
+            [] => {
+                tracing::info!("message holds no event that is replicated");
+                Disposition::Done
+            }
+            [task] => self.run_task(task, message, deadline).await,
+            _ => match self.queues.send_tasks(&tasks, Duration::ZERO).await {
+                Ok(()) => {
+                    tracing::info!(
+                        tasks = tasks.len(),
+                        "message of several tasks: each enqueued as its own message"
+                    );
+                    Disposition::Done
+                }
+                Err(reason) => {
+                    self.count_failure("FanOutNotSent", message.message_id.as_deref());
+                    Disposition::Retry {
+                        kind: "FanOutNotSent".to_owned(),
+                        reason: format!(
+                            "could not enqueue the message's tasks one by one: {reason}"
+                        ),
+                        delay: None,
+                    }
+                }
+            },
         }
-        let mut disposition = Disposition::Done;
-        for task in &tasks {
-            let next = self.run_task(task, message, deadline).await;
-            disposition = disposition.and(next);
-        }
-        disposition
     }
 
     /// The tasks a message body asks for, or why it is malformed.
@@ -249,13 +316,16 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             ms = tracing::field::Empty,
         );
         async {
+            if let Some(deferred) = self.defer_delete(task, message).await {
+                return deferred;
+            }
             let started = Instant::now();
             let result = self.replicator.replicate(task, deadline).await;
             let ms = transfer::size::millis(started.elapsed());
             tracing::Span::current().record("ms", ms);
             match result {
                 Ok(outcome) => self.finish(task, outcome, ms).await,
-                Err(error) => self.fail(&error, message),
+                Err(error) => self.fail(&error, task, message).await,
             }
         }
         .instrument(span)
@@ -301,15 +371,80 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                     .emit(&record.metric("ObjectsDeleted", Unit::Count, 1.0));
                 Disposition::Done
             }
-            Outcome::Continue(next) => self.continue_later(&next, ms).await,
+            Outcome::Continue { task: next, delay } => self.continue_later(&next, delay, ms).await,
         }
     }
 
-    /// Enqueues the continuation; if that fails, aborts its upload and retries the message.
-    async fn continue_later(&self, next: &ReplicationTask, ms: u64) -> Disposition {
-        match self.queues.send_continuation(next).await {
+    /// A delete that is not yet due (`delete_delay` after the message was first sent) is sent
+    /// again, delayed, and this message is done; `None` when the task runs now.
+    async fn defer_delete(
+        &self,
+        task: &ReplicationTask,
+        message: &SqsMessage,
+    ) -> Option<Disposition> {
+        let delay = self.settings.delete_delay;
+        if task.op != TaskOp::Delete || delay.is_zero() {
+            return None;
+        }
+        let now = unix_seconds(SystemTime::now());
+        let not_before = task.not_before.unwrap_or_else(|| {
+            // From when the message was first sent, so redeliveries do not push it back.
+            let sent_ms = message
+                .attributes
+                .get("SentTimestamp")
+                .and_then(|t| t.parse::<u64>().ok());
+            sent_ms.map_or(now, |ms| ms / 1000) + delay.as_secs()
+        });
+        if not_before <= now {
+            return None;
+        }
+        let wait = Duration::from_secs(not_before - now);
+        if self.queues.is_fifo() {
+            // No per-message delay on FIFO queues: the message waits out the delay invisible.
+            return Some(Disposition::Retry {
+                kind: "DeleteDelayed".to_owned(),
+                reason: format!("the delete is due in {} s", wait.as_secs()),
+                delay: Some(wait),
+            });
+        }
+        let mut deferred = task.clone();
+        deferred.not_before = Some(not_before);
+        Some(match self.queues.send_tasks(&[deferred], wait).await {
             Ok(()) => {
-                tracing::info!(ms, "deadline near: continuation enqueued");
+                tracing::info!(due_in_s = wait.as_secs(), "delete deferred");
+                self.metrics.emit(&self.metrics.record().metric(
+                    "DeletesDeferred",
+                    Unit::Count,
+                    1.0,
+                ));
+                Disposition::Done
+            }
+            Err(reason) => {
+                self.count_failure("DeferNotSent", message.message_id.as_deref());
+                Disposition::Retry {
+                    kind: "DeferNotSent".to_owned(),
+                    reason: format!("could not enqueue the delayed delete: {reason}"),
+                    delay: None,
+                }
+            }
+        })
+    }
+
+    /// Enqueues the continuation after `delay`; if that fails, aborts its upload and retries
+    /// the message.
+    async fn continue_later(
+        &self,
+        next: &ReplicationTask,
+        delay: Duration,
+        ms: u64,
+    ) -> Disposition {
+        match self
+            .queues
+            .send_tasks(std::slice::from_ref(next), delay)
+            .await
+        {
+            Ok(()) => {
+                tracing::info!(ms, delay_s = delay.as_secs(), "continuation enqueued");
                 self.metrics.emit(
                     &self
                         .metrics
@@ -331,10 +466,33 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         }
     }
 
-    /// Logs and counts a failure, and decides retry or dead-letter.
-    fn fail(&self, error: &ReplicationError, message: &SqsMessage) -> Disposition {
+    /// Logs and counts a failure, and decides retry or dead-letter. A retryable failure on the
+    /// last receive the queue allows is dead-lettered here, with its reason, rather than by the
+    /// redrive policy without one; the upload of a continuation is aborted first, since no
+    /// later invocation will resume it.
+    async fn fail(
+        &self,
+        error: &ReplicationError,
+        task: &ReplicationTask,
+        message: &SqsMessage,
+    ) -> Disposition {
         let kind = error.kind.as_str();
         self.count_failure(kind, message.message_id.as_deref());
+        let receives = receive_count(message);
+        let last = self
+            .settings
+            .max_receive_count
+            .is_some_and(|max| receives >= max);
+        if error.is_retryable() && last {
+            tracing::error!(kind, reason = %error.reason, receives, "failed on the last receive; giving up");
+            if task.continuation.is_some() {
+                self.replicator.abandon_continuation(task).await;
+            }
+            return Disposition::Permanent {
+                kind: kind.to_owned(),
+                reason: format!("gave up after {receives} receives: {}", error.reason),
+            };
+        }
         if error.is_retryable() {
             tracing::warn!(kind, reason = %error.reason, retry_after_s = error.retry_after.map(|d| d.as_secs()), "failed; will retry");
             Disposition::Retry {
@@ -355,6 +513,19 @@ impl<R: TaskReplicator> BatchProcessor<R> {
     async fn settle(&self, message: &SqsMessage, disposition: Disposition) -> bool {
         match disposition {
             Disposition::Done => false,
+            Disposition::Requeue { reason } => match self.queues.requeue(message).await {
+                Ok(()) => {
+                    tracing::info!(%reason, "re-enqueued to run in a later invocation");
+                    self.metrics
+                        .emit(&self.metrics.record().metric("Requeued", Unit::Count, 1.0));
+                    false
+                }
+                Err(error) => {
+                    tracing::warn!(%reason, %error, "could not re-enqueue; SQS delivers it again");
+                    self.queues.delay(message, Duration::ZERO).await;
+                    true
+                }
+            },
             Disposition::Retry { delay, .. } => {
                 if let Some(delay) = delay {
                     self.queues.delay(message, delay).await;
@@ -385,11 +556,12 @@ impl<R: TaskReplicator> BatchProcessor<R> {
     }
 
     fn count_failure(&self, kind: &str, message_id: Option<&str>) {
-        let mut record =
-            self.metrics
-                .record()
-                .dimension("Kind", kind)
-                .metric("Failures", Unit::Count, 1.0);
+        let mut record = self
+            .metrics
+            .record()
+            .dimension("Kind", kind)
+            .rollup()
+            .metric("Failures", Unit::Count, 1.0);
         if let Some(id) = message_id {
             record = record.property("messageId", id);
         }
@@ -423,14 +595,75 @@ fn replication_latency_ms(task: &ReplicationTask) -> Option<f64> {
     Some(latency.num_milliseconds().max(0) as f64)
 }
 
-/// The Lambda deadline (epoch milliseconds) as a tokio instant.
-pub fn deadline_from_epoch_ms(deadline_ms: u64) -> Instant {
-    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
-    let remaining = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or(Duration::ZERO);
-    Instant::now() + remaining
+/// The batch's messages in groups that must run in order: one group per FIFO
+/// `MessageGroupId` (in delivery order), and every message without one on its own.
+fn message_groups(messages: &[SqsMessage]) -> Vec<Vec<&SqsMessage>> {
+    let mut groups: Vec<Vec<&SqsMessage>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for message in messages {
+        match message.attributes.get("MessageGroupId") {
+            Some(group) => {
+                if let Some(&i) = index.get(group.as_str()) {
+                    groups[i].push(message);
+                } else {
+                    index.insert(group.as_str(), groups.len());
+                    groups.push(vec![message]);
+                }
+            }
+            None => groups.push(vec![message]),
+        }
+    }
+    groups
 }
+
+/// The message's `ApproximateReceiveCount` (1 when absent).
+fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1)
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-text panic".to_owned())
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The invocation deadline as a tokio instant, from the runtime's `Lambda-Runtime-Deadline-Ms`
+/// (epoch milliseconds). A value that cannot be a deadline of this invocation (in the past, or
+/// further ahead than Lambda's 15-minute limit, as the 600000 that `cargo lambda watch` sends)
+/// is treated as unknown: the deadline is then `fallback` from now, and the first time this
+/// happens a warning says so.
+pub fn invocation_deadline(deadline_ms: u64, fallback: Duration, warned: &AtomicBool) -> Instant {
+    let now = SystemTime::now();
+    let deadline = SystemTime::UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    match deadline.duration_since(now) {
+        Ok(remaining) if remaining <= MAX_INVOCATION => Instant::now() + remaining,
+        _ => {
+            if !warned.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    deadline_ms,
+                    fallback_s = fallback.as_secs(),
+                    "the runtime's deadline is not a plausible time for this invocation; using the configured function timeout (FUNCTION_TIMEOUT_SECONDS) from now"
+                );
+            }
+            Instant::now() + fallback
+        }
+    }
+}
+
+/// Lambda's longest invocation, with a minute's slack for clock differences.
+const MAX_INVOCATION: Duration = Duration::from_mins(16);
 
 #[cfg(test)]
 mod tests {
@@ -453,14 +686,57 @@ mod tests {
     }
 
     #[test]
-    fn deadline_in_the_past_is_now() {
-        let before = Instant::now();
-        assert!(deadline_from_epoch_ms(0) >= before);
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap();
-        let in_a_minute = transfer::size::millis(now) + 60_000;
-        let left = deadline_from_epoch_ms(in_a_minute) - Instant::now();
+    fn a_plausible_deadline_is_used_and_an_implausible_one_falls_back_once() {
+        let warned = AtomicBool::new(false);
+        let fallback = Duration::from_mins(15);
+        let now_ms = transfer::size::millis(
+            SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .unwrap(),
+        );
+        let left = invocation_deadline(now_ms + 60_000, fallback, &warned) - Instant::now();
         assert!(left > Duration::from_secs(58) && left <= Duration::from_mins(1));
+        assert!(!warned.load(Ordering::Relaxed));
+        // What `cargo lambda watch` sends: 600000, ten minutes after the epoch.
+        let left = invocation_deadline(600_000, fallback, &warned) - Instant::now();
+        assert!(
+            left > Duration::from_secs(898) && left <= fallback,
+            "{left:?}"
+        );
+        assert!(warned.load(Ordering::Relaxed));
+        // A day ahead is not a Lambda deadline either.
+        let left = invocation_deadline(now_ms + 86_400_000, fallback, &warned) - Instant::now();
+        assert!(left <= fallback);
+    }
+
+    fn message(id: &str, group: Option<&str>) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        if let Some(group) = group {
+            message
+                .attributes
+                .insert("MessageGroupId".to_owned(), group.to_owned());
+        }
+        message
+    }
+
+    #[test]
+    fn fifo_groups_keep_their_order_and_ungrouped_messages_stand_alone() {
+        let batch = [
+            message("a1", Some("a")),
+            message("s1", None),
+            message("b1", Some("b")),
+            message("a2", Some("a")),
+            message("s2", None),
+            message("a3", Some("a")),
+        ];
+        let groups: Vec<Vec<&str>> = message_groups(&batch)
+            .iter()
+            .map(|g| g.iter().map(|m| m.message_id.as_deref().unwrap()).collect())
+            .collect();
+        assert_eq!(
+            groups,
+            vec![vec!["a1", "a2", "a3"], vec!["s1"], vec!["b1"], vec!["s2"]]
+        );
     }
 }

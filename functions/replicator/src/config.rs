@@ -46,14 +46,21 @@ pub struct Config {
     pub copy: CopySettings,
     /// Batch behaviour.
     pub batch: BatchSettings,
-    /// Where continuations go (`QUEUE_URL`).
+    /// The queue the function consumes, where continuations, deferred deletes and re-enqueued
+    /// messages go (`QUEUE_URL`).
     pub queue_url: String,
+    /// The function's timeout (`FUNCTION_TIMEOUT_SECONDS`, default 900): the deadline used when
+    /// the runtime's is implausible.
+    pub function_timeout: Duration,
     /// Where permanent failures go (`DLQ_URL`); the redrive policy's job when unset.
     pub dlq_url: Option<String>,
     /// The CloudWatch namespace of the EMF metrics (`METRICS_NAMESPACE`).
     pub metrics_namespace: String,
     /// The `FunctionName` metric dimension (`AWS_LAMBDA_FUNCTION_NAME`).
     pub function_name: String,
+    /// The level EMF lines carry: the lowest the log keeps (`AWS_LAMBDA_LOG_LEVEL`, default
+    /// INFO).
+    pub metrics_level: String,
     /// Path-style S3 addressing: on when an S3 endpoint override (`AWS_ENDPOINT_URL_S3` or
     /// `AWS_ENDPOINT_URL`) is set, as local S3 servers need.
     pub s3_path_style: bool,
@@ -73,7 +80,15 @@ impl Config {
         let queue_url = env.required_url("QUEUE_URL")?;
         let dlq_url = env.url("DLQ_URL")?;
         let mut batch = BatchSettings::new(oss.region.clone());
-        batch.legacy_bucket = env.optional("OSS_BUCKET");
+        batch.legacy_bucket = copy.source_buckets.first().cloned();
+        batch.max_receive_count = env
+            .optional("MAX_RECEIVE_COUNT")
+            .map(|_| env.number("MAX_RECEIVE_COUNT", 1..=1000, 5))
+            .transpose()?;
+        if copy.replicate_deletes {
+            batch.delete_delay =
+                Duration::from_secs(env.number("DELETE_DELAY_SECONDS", 0..=86_400, 300)?);
+        }
         batch.message_concurrency = env.number(
             "MESSAGE_CONCURRENCY",
             1..=100,
@@ -88,12 +103,16 @@ impl Config {
                 ConfigError::new("OSS2S3_S3_COMPAT", format!("{name:?} is not aws or moto"))
             })?,
         };
+        let function_timeout =
+            Duration::from_secs(env.number("FUNCTION_TIMEOUT_SECONDS", 1..=900, 900)?);
+        let log = LogConfig::from_env(env, LOG_VARS)?;
         Ok(Self {
             oss,
             oss_secret_id,
             copy,
             batch,
             queue_url,
+            function_timeout,
             dlq_url,
             metrics_namespace: env
                 .optional("METRICS_NAMESPACE")
@@ -101,17 +120,23 @@ impl Config {
             function_name: env
                 .optional("AWS_LAMBDA_FUNCTION_NAME")
                 .unwrap_or_else(|| "replicator".to_owned()),
+            // LogConfig has checked it is one of Lambda's levels.
+            metrics_level: env
+                .optional(LOG_VARS.level)
+                .map_or_else(|| "INFO".to_owned(), |l| l.to_ascii_uppercase()),
             s3_path_style: env.optional("AWS_ENDPOINT_URL_S3").is_some()
                 || env.optional("AWS_ENDPOINT_URL").is_some(),
             s3_compat,
-            log: LogConfig::from_env(env, LOG_VARS)?,
+            log,
         })
     }
 }
 
-/// The copy engine's settings: destination, keys, sizes, restore, deletes, deadline.
+/// The copy engine's settings: source buckets, destination, keys, sizes, memory, restore,
+/// deletes, deadline.
 fn copy_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<CopySettings, ConfigError> {
     let mut copy = CopySettings::new(env.required("DST_BUCKET")?);
+    copy.source_buckets = source_buckets(env)?;
     copy.src_prefix = env.optional("SRC_PREFIX").unwrap_or_default();
     copy.dst_prefix = env.optional("DST_PREFIX").unwrap_or_default();
     copy.storage_class = env
@@ -144,6 +169,7 @@ fn copy_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<CopySetti
         1..=64,
         CopySettings::DEFAULT_PART_CONCURRENCY,
     )?;
+    copy.memory_budget = memory_budget(env, copy.part_size, copy.multipart_threshold)?;
     copy.replicate_deletes = env.flag("REPLICATE_DELETES", false)?;
     copy.deadline_margin = Duration::from_secs(env.number(
         "DEADLINE_MARGIN_SECONDS",
@@ -152,6 +178,69 @@ fn copy_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<CopySetti
     )?);
     copy.restore = restore_settings(env)?;
     Ok(copy)
+}
+
+/// `OSS_BUCKET`: the source bucket, or several separated by commas. Tasks naming any other
+/// bucket fail permanently.
+fn source_buckets(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Vec<String>, ConfigError> {
+    let value = env.required("OSS_BUCKET")?;
+    let buckets: Vec<String> = value
+        .split(',')
+        .map(str::trim)
+        .filter(|b| !b.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if buckets.is_empty() {
+        return Err(ConfigError::new("OSS_BUCKET", "names no bucket"));
+    }
+    for bucket in &buckets {
+        transfer::task::check_bucket_name(bucket).map_err(|reason| {
+            ConfigError::new(
+                "OSS_BUCKET",
+                format!("{bucket:?} is not a bucket name: it {reason}"),
+            )
+        })?;
+    }
+    Ok(buckets)
+}
+
+/// `MEMORY_BUDGET_MIB`: by default half the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`),
+/// or 512 MiB where that is unknown. It must hold a part and an object copied in one PUT.
+fn memory_budget(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    part_size: u64,
+    multipart_threshold: u64,
+) -> Result<u64, ConfigError> {
+    let function_mib: Option<u64> = env
+        .optional("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .and_then(|m| m.parse().ok());
+    let default = function_mib.map_or(CopySettings::DEFAULT_MEMORY_BUDGET / MIB, |m| m / 2);
+    let budget = env.number("MEMORY_BUDGET_MIB", 16..=10_240, default.max(16))?;
+    if let Some(function) = function_mib
+        && budget >= function
+    {
+        return Err(ConfigError::new(
+            "MEMORY_BUDGET_MIB",
+            format!(
+                "{budget} MiB leaves nothing of the function's {function} MB for anything else"
+            ),
+        ));
+    }
+    for (var, size) in [
+        ("PART_SIZE_MIB", part_size),
+        ("MULTIPART_THRESHOLD_MIB", multipart_threshold),
+    ] {
+        if size > budget * MIB {
+            return Err(ConfigError::new(
+                var,
+                format!(
+                    "{} MiB does not fit the memory budget of {budget} MiB (MEMORY_BUDGET_MIB, by default half the function's memory): raise the function's memory or lower {var}",
+                    size / MIB
+                ),
+            ));
+        }
+    }
+    Ok(budget * MIB)
 }
 
 /// `DST_SSE` and `DST_SSE_KMS_KEY_ID`.
@@ -224,6 +313,7 @@ mod tests {
 
     const BASE: &[(&str, &str)] = &[
         ("OSS_REGION", "cn-hangzhou"),
+        ("OSS_BUCKET", "src"),
         ("OSS_SECRET_ID", "oss2s3/oss"),
         ("DST_BUCKET", "dst"),
         ("QUEUE_URL", "https://sqs.example/123/q"),
@@ -262,7 +352,13 @@ mod tests {
         assert_eq!((restore.days, restore.tier), (1, RestoreTier::Standard));
         assert_eq!(restore.retry_after, Duration::from_mins(5));
         assert_eq!(c.batch.message_concurrency, 4);
-        assert_eq!(c.batch.legacy_bucket, None);
+        assert_eq!(c.batch.legacy_bucket.as_deref(), Some("src"));
+        assert_eq!(c.copy.source_buckets, ["src"]);
+        assert_eq!(c.copy.memory_budget, 512 * MIB);
+        assert_eq!(c.function_timeout, Duration::from_mins(15));
+        assert_eq!(c.batch.max_receive_count, None);
+        assert_eq!(c.batch.delete_delay, Duration::ZERO, "deletes are off");
+        assert_eq!(c.metrics_level, "INFO");
         assert_eq!(c.dlq_url, None);
         assert_eq!(c.metrics_namespace, "oss2s3");
         assert!(!c.s3_path_style);
@@ -277,7 +373,13 @@ mod tests {
 
     #[test]
     fn each_required_variable_is_named_when_missing() {
-        for var in ["OSS_REGION", "OSS_SECRET_ID", "DST_BUCKET", "QUEUE_URL"] {
+        for var in [
+            "OSS_REGION",
+            "OSS_BUCKET",
+            "OSS_SECRET_ID",
+            "DST_BUCKET",
+            "QUEUE_URL",
+        ] {
             let message = err(&[(var, "")]);
             assert!(
                 message.starts_with(var) && message.contains("not set"),
@@ -290,7 +392,11 @@ mod tests {
     fn every_setting_is_read() {
         let c = config(&[
             ("OSS_ENDPOINT", "http://127.0.0.1:9000"),
-            ("OSS_BUCKET", "src"),
+            ("OSS_BUCKET", "src, other-src"),
+            ("FUNCTION_TIMEOUT_SECONDS", "300"),
+            ("MAX_RECEIVE_COUNT", "7"),
+            ("DELETE_DELAY_SECONDS", "60"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "2048"),
             ("SRC_PREFIX", "in/"),
             ("DST_PREFIX", "out/"),
             ("DST_STORAGE_CLASS", "standard_ia"),
@@ -321,6 +427,16 @@ mod tests {
             "IP endpoints default to path style"
         );
         assert_eq!(c.batch.legacy_bucket.as_deref(), Some("src"));
+        assert_eq!(c.copy.source_buckets, ["src", "other-src"]);
+        assert_eq!(c.function_timeout, Duration::from_mins(5));
+        assert_eq!(c.batch.max_receive_count, Some(7));
+        assert_eq!(c.batch.delete_delay, Duration::from_mins(1));
+        assert_eq!(
+            c.copy.memory_budget,
+            1024 * MIB,
+            "half the function's memory"
+        );
+        assert_eq!(c.metrics_level, "DEBUG");
         assert_eq!(
             (c.copy.src_prefix.as_str(), c.copy.dst_prefix.as_str()),
             ("in/", "out/")
@@ -416,10 +532,42 @@ mod tests {
             ("DEADLINE_MARGIN_SECONDS", "0"),
             ("AWS_LAMBDA_LOG_FORMAT", "xml"),
             ("AWS_LAMBDA_LOG_LEVEL", "loud"),
+            ("OSS_BUCKET", "Not_A_Bucket"),
+            ("OSS_BUCKET", " , "),
+            ("FUNCTION_TIMEOUT_SECONDS", "901"),
+            ("MAX_RECEIVE_COUNT", "0"),
+            ("MEMORY_BUDGET_MIB", "8"),
         ] {
             let message = err(&[(var, value)]);
             assert!(message.starts_with(var), "{var}={value}: {message}");
         }
+    }
+
+    #[test]
+    fn parts_and_single_puts_must_fit_the_memory_budget() {
+        let small = [("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")];
+        let c = config(&small).unwrap();
+        assert_eq!(c.copy.memory_budget, 64 * MIB);
+        let message = err(&[small[0], ("PART_SIZE_MIB", "100")]);
+        assert!(
+            message.starts_with("PART_SIZE_MIB") && message.contains("64 MiB"),
+            "{message}"
+        );
+        let message = err(&[
+            ("MEMORY_BUDGET_MIB", "32"),
+            ("MULTIPART_THRESHOLD_MIB", "64"),
+        ]);
+        assert!(message.starts_with("MULTIPART_THRESHOLD_MIB"), "{message}");
+        let message = err(&[small[0], ("MEMORY_BUDGET_MIB", "128")]);
+        assert!(message.starts_with("MEMORY_BUDGET_MIB"), "{message}");
+    }
+
+    #[test]
+    fn deletes_wait_five_minutes_unless_configured() {
+        let c = config(&[("REPLICATE_DELETES", "true")]).unwrap();
+        assert_eq!(c.batch.delete_delay, Duration::from_mins(5));
+        let c = config(&[("REPLICATE_DELETES", "true"), ("DELETE_DELAY_SECONDS", "0")]).unwrap();
+        assert_eq!(c.batch.delete_delay, Duration::ZERO);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use transfer::replicate::Replicator;
 use transfer::s3::{S3Store, s3_config};
 use transfer::secrets::SecretsManagerCredentials;
 
-pub use batch::{BatchProcessor, BatchSettings, TaskReplicator, deadline_from_epoch_ms};
+pub use batch::{BatchProcessor, BatchSettings, TaskReplicator, invocation_deadline};
 pub use config::Config;
 pub use metrics::{Metrics, MetricsSink};
 pub use queues::Queues;
@@ -36,15 +36,27 @@ pub type Engine = Replicator<OssClient, S3Store>;
 /// (`AWS_ENDPOINT_URL_S3`, `_SQS`, `_SECRETS_MANAGER` override endpoints), OSS from `config`
 /// with its keys from the secret.
 pub async fn build_processor(config: Config) -> anyhow::Result<BatchProcessor<Engine>> {
+    // Every AWS call is bounded: an attempt, and the whole call with its retries. S3 moves
+    // parts (up to 5 GiB for the largest objects) and gets longer limits; the copy engine also
+    // cancels whatever is in flight at its stop margin before the deadline.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
         .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(90))
         .build();
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)
         .load()
         .await;
-    let mut s3 = s3_config(&aws);
+    let s3_timeouts = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .operation_attempt_timeout(Duration::from_mins(5))
+        .operation_timeout(Duration::from_mins(10))
+        .build();
+    let mut s3 = s3_config(&aws)
+        .to_builder()
+        .timeout_config(s3_timeouts)
+        .build();
     if config.s3_path_style {
         s3 = s3.to_builder().force_path_style(true).build();
     }
@@ -63,7 +75,8 @@ pub async fn build_processor(config: Config) -> anyhow::Result<BatchProcessor<En
         &config.metrics_namespace,
         &config.function_name,
         MetricsSink::Stdout,
-    );
+    )
+    .with_level(&config.metrics_level);
     tracing::info!(
         oss_region = %config.oss.region,
         dst_bucket = %config.copy.dst_bucket,
@@ -72,6 +85,9 @@ pub async fn build_processor(config: Config) -> anyhow::Result<BatchProcessor<En
         message_concurrency = config.batch.message_concurrency,
         part_concurrency = config.copy.part_concurrency,
         part_size = config.copy.part_size,
+        memory_budget = config.copy.memory_budget,
+        source_buckets = %config.copy.source_buckets.join(","),
+        delete_delay_s = config.batch.delete_delay.as_secs(),
         "replicator configured"
     );
     if config.dlq_url.is_none() {

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use replicator::{Config, build_processor, deadline_from_epoch_ms};
+use std::sync::atomic::AtomicBool;
+
+use replicator::{Config, build_processor, invocation_deadline};
 use transfer::env::Env;
 use transfer::logging::LogWriter;
 
@@ -39,10 +41,12 @@ fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    let fallback = config.function_timeout;
     let processor = build_processor(config).await?;
     let processor = &processor;
+    let warned = &AtomicBool::new(false);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = deadline_from_epoch_ms(event.context.deadline);
+        let deadline = invocation_deadline(event.context.deadline, fallback, warned);
         Ok::<SqsBatchResponse, lambda_runtime::Error>(
             processor.process(&event.payload, Some(deadline)).await,
         )

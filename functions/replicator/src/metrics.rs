@@ -6,11 +6,19 @@
 //! and `CloudWatchMetrics` (namespace, dimension sets, metric names and units), with every
 //! metric value and dimension value as a root member.
 //!
-//! Metrics (all with the dimension `FunctionName`; `Failures` also with `Kind`):
+//! Metrics (all with the dimension `FunctionName`):
 //! - `ObjectsReplicated` (Count), `BytesReplicated` (Bytes), `CopyDurationMs` (Milliseconds),
 //!   `ReplicationLatencyMs` (Milliseconds, now minus the task's event time, when known);
-//! - `ObjectsSkipped` (Count);
-//! - `Failures` (Count), by failure kind.
+//! - `ObjectsSkipped` (Count), `ObjectsDeleted` (Count), `DeletesDeferred` (Count),
+//!   `Continuations` (Count), `Requeued` (Count);
+//! - `Failures` (Count), twice: by `FunctionName` and `Kind`, and by `FunctionName` alone (the
+//!   series the failure alarm watches).
+//!
+//! # Log levels
+//! Lambda's advanced logging filters JSON lines by their `level` member and drops lines without
+//! one when the function's level is above INFO. Every EMF line therefore carries the lowest
+//! level the function keeps (`AWS_LAMBDA_LOG_LEVEL`, INFO when unset), so metrics survive every
+//! allowed log level.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -56,6 +64,7 @@ pub enum MetricsSink {
 #[derive(Debug, Clone)]
 pub struct MetricsRecord {
     dimensions: Vec<(String, String)>,
+    rollup: bool,
     metrics: Vec<(&'static str, Unit, f64)>,
     properties: Map<String, Value>,
 }
@@ -72,6 +81,14 @@ impl MetricsRecord {
     #[must_use]
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.dimensions.push((name.into(), value.into()));
+        self
+    }
+
+    /// Also publishes the metrics with the base dimension (`FunctionName`) alone, so that one
+    /// series sums them over every value of the other dimensions.
+    #[must_use]
+    pub fn rollup(mut self) -> Self {
+        self.rollup = true;
         self
     }
 
@@ -92,6 +109,10 @@ impl MetricsRecord {
             root.insert((*name).to_owned(), json!(value));
         }
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(n, _)| n.as_str()).collect();
+        let mut dimension_sets = vec![dimension_names.clone()];
+        if self.rollup && dimension_names.len() > 1 {
+            dimension_sets.push(dimension_names[..1].to_vec());
+        }
         let definitions: Vec<Value> = self
             .metrics
             .iter()
@@ -103,7 +124,7 @@ impl MetricsRecord {
                 "Timestamp": timestamp_ms,
                 "CloudWatchMetrics": [{
                     "Namespace": namespace,
-                    "Dimensions": [dimension_names],
+                    "Dimensions": dimension_sets,
                     "Metrics": definitions,
                 }],
             }),
@@ -117,6 +138,7 @@ impl MetricsRecord {
 pub struct Metrics {
     namespace: String,
     function_name: String,
+    level: String,
     sink: MetricsSink,
 }
 
@@ -131,14 +153,24 @@ impl Metrics {
         Self {
             namespace: namespace.into(),
             function_name: function_name.into(),
+            level: "INFO".to_owned(),
             sink,
         }
+    }
+
+    /// Tags every line with `level` (the lowest level the function's log keeps, such as
+    /// `WARN`), so Lambda's log-level filter keeps the metrics.
+    #[must_use]
+    pub fn with_level(mut self, level: impl Into<String>) -> Self {
+        self.level = level.into();
+        self
     }
 
     /// A record with this function's base dimension and nothing else yet.
     pub fn record(&self) -> MetricsRecord {
         MetricsRecord {
             dimensions: vec![("FunctionName".to_owned(), self.function_name.clone())],
+            rollup: false,
             metrics: Vec::new(),
             properties: Map::new(),
         }
@@ -149,9 +181,9 @@ impl Metrics {
         if record.metrics.is_empty() {
             return;
         }
-        let line = record
-            .to_emf(&self.namespace, chrono::Utc::now().timestamp_millis())
-            .to_string();
+        let mut document = record.to_emf(&self.namespace, chrono::Utc::now().timestamp_millis());
+        document["level"] = Value::String(self.level.clone());
+        let line = document.to_string();
         match &self.sink {
             MetricsSink::Stdout => {
                 use std::io::Write as _;
@@ -179,6 +211,7 @@ mod tests {
         let record = metrics
             .record()
             .dimension("Kind", "throttled")
+            .rollup()
             .metric("Failures", Unit::Count, 1.0)
             .property("messageId", "m-1");
         metrics.emit(&record);
@@ -187,7 +220,10 @@ mod tests {
         let doc: Value = serde_json::from_str(&lines[0]).unwrap();
         let directive = &doc["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(directive["Namespace"], "oss2s3-test");
-        assert_eq!(directive["Dimensions"], json!([["FunctionName", "Kind"]]));
+        assert_eq!(
+            directive["Dimensions"],
+            json!([["FunctionName", "Kind"], ["FunctionName"]])
+        );
         assert_eq!(
             directive["Metrics"],
             json!([{"Name": "Failures", "Unit": "Count"}])
@@ -197,6 +233,22 @@ mod tests {
         assert_eq!(doc["Kind"], "throttled");
         assert_eq!(doc["FunctionName"], "fn");
         assert_eq!(doc["messageId"], "m-1");
+        assert_eq!(doc["level"], "INFO");
+    }
+
+    #[test]
+    fn lines_carry_the_lowest_level_the_log_keeps() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let metrics =
+            Metrics::new("ns", "fn", MetricsSink::Memory(lines.clone())).with_level("ERROR");
+        metrics.emit(&metrics.record().metric("ObjectsDeleted", Unit::Count, 1.0));
+        let doc: Value = serde_json::from_str(&lines.lock().unwrap()[0]).unwrap();
+        assert_eq!(doc["level"], "ERROR");
+        assert_eq!(
+            doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
+            json!([["FunctionName"]]),
+            "no roll-up unless asked"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Where messages go besides back to their queue: continuations to the task queue, permanent
-//! failures to the DLQ (with the reason as message attributes), and visibility changes.
+//! Where messages go besides back to their queue: continuations, fanned-out, deferred and
+//! re-enqueued tasks to the task queue; permanent failures to the DLQ (with the reason as
+//! message attributes); and visibility changes.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -8,7 +9,7 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
-use transfer::sqs::{SqsSender, is_fifo_queue};
+use transfer::sqs::{OutgoingMessage, SendSummary, SqsSender, is_fifo_queue};
 use transfer::task::ReplicationTask;
 
 /// DLQ message attribute: the failure kind (e.g. `Malformed`, `InvalidKey`).
@@ -28,37 +29,73 @@ const MAX_VISIBILITY: Duration = Duration::from_hours(12);
 #[derive(Debug, Clone)]
 pub struct Queues {
     sqs: aws_sdk_sqs::Client,
-    continuation: SqsSender,
+    queue: SqsSender,
     pub(crate) dlq_url: Option<String>,
     queue_urls: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl Queues {
-    /// Continuations go to `continuation_queue_url`, permanent failures to `dlq_url` (when set).
+    /// Tasks go to `queue_url` (the queue the function consumes), permanent failures to
+    /// `dlq_url` (when set).
     pub fn new(
         sqs: aws_sdk_sqs::Client,
-        continuation_queue_url: impl Into<String>,
+        queue_url: impl Into<String>,
         dlq_url: Option<String>,
     ) -> Self {
         Self {
-            continuation: SqsSender::new(sqs.clone(), continuation_queue_url),
+            queue: SqsSender::new(sqs.clone(), queue_url),
             sqs,
             dlq_url,
             queue_urls: Arc::default(),
         }
     }
 
-    /// Enqueues a continuation task; the error says why it was not enqueued.
-    pub(crate) async fn send_continuation(&self, task: &ReplicationTask) -> Result<(), String> {
-        let summary = self
-            .continuation
-            .send_tasks(std::slice::from_ref(task))
-            .await;
-        match summary.failed.first() {
-            None if summary.sent == 1 => Ok(()),
-            None => Err("SQS did not confirm the message".to_owned()),
-            Some(failed) => Err(format!("{}: {}", failed.code, failed.message)),
-        }
+    /// Whether the task queue is a FIFO queue (no per-message delays there).
+    pub(crate) fn is_fifo(&self) -> bool {
+        self.queue.is_fifo()
+    }
+
+    /// Enqueues tasks, each delivered no earlier than `delay` from now (standard queues; at
+    /// most 15 minutes); the error says why one was not enqueued.
+    pub(crate) async fn send_tasks(
+        &self,
+        tasks: &[ReplicationTask],
+        delay: Duration,
+    ) -> Result<(), String> {
+        let fifo = self.queue.is_fifo();
+        let messages = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, task)| OutgoingMessage::from_task(i, task, fifo).delayed(delay))
+            .collect();
+        confirmed(&self.queue.send_messages(messages).await, tasks.len())
+    }
+
+    /// Sends a copy of `message` to the task queue, so that it runs in a later invocation
+    /// without one more receive counted against the original. On a FIFO queue the copy keeps
+    /// the message group and gets a deduplication ID of its own.
+    pub(crate) async fn requeue(&self, message: &SqsMessage) -> Result<(), String> {
+        let fifo = self.queue.is_fifo();
+        let id = message.message_id.as_deref().unwrap_or("unknown");
+        let receives = message
+            .attributes
+            .get("ApproximateReceiveCount")
+            .map_or("0", String::as_str);
+        let copy = OutgoingMessage {
+            id: "requeue".to_owned(),
+            body: message.body.clone().unwrap_or_default(),
+            attributes: Vec::new(),
+            group_id: fifo.then(|| {
+                message
+                    .attributes
+                    .get("MessageGroupId")
+                    .cloned()
+                    .unwrap_or_else(|| "oss2s3-requeued".to_owned())
+            }),
+            dedup_id: fifo.then(|| format!("requeue-{id}-{receives}")),
+            delay: None,
+        };
+        confirmed(&self.queue.send_messages(vec![copy]).await, 1)
     }
 
     /// Sends the original message to the DLQ with the failure as attributes.
@@ -172,6 +209,15 @@ impl Queues {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(arn.to_owned(), url.clone());
         Ok(url)
+    }
+}
+
+/// `Ok` when SQS accepted all `expected` messages, else why not.
+fn confirmed(summary: &SendSummary, expected: usize) -> Result<(), String> {
+    match summary.failed.first() {
+        None if summary.sent == expected => Ok(()),
+        None => Err("SQS did not confirm every message".to_owned()),
+        Some(failed) => Err(format!("{}: {}", failed.code, failed.message)),
     }
 }
 

@@ -373,19 +373,224 @@ async fn continuation_completes_the_object_in_a_second_invocation() {
 }
 
 #[tokio::test]
-async fn message_is_released_untouched_when_the_deadline_is_too_near_to_start() {
+async fn message_is_requeued_without_a_receive_when_the_deadline_is_too_near_to_start() {
     let stack = Stack::start().await;
     stack.seed("photos/2024/cat.jpg", &data(10, 12)).await;
     let body = fixture("sqs-task.json").records[0].body.clone().unwrap();
     let event = stack.enqueue_and_receive(&body).await;
     let deadline = Instant::now() + Duration::from_secs(5);
     let response = stack.processor().process(&event, Some(deadline)).await;
-    assert_eq!(ids(&response).len(), 1);
+    assert!(
+        ids(&response).is_empty(),
+        "not reported as a failure, which would count a receive: {response:?}"
+    );
     assert_eq!(stack.services.emulator.stats().total_requests(), 0);
+    let queued = stack.receive(&stack.queue_url).await;
+    assert_eq!(queued.len(), 1, "a copy waits on the queue");
+    assert_eq!(queued[0].body(), Some(body.as_str()));
+    let receives = queued[0]
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+        })
+        .cloned();
+    assert_eq!(receives.as_deref(), Some("1"), "the copy starts afresh");
+    assert_eq!(with_metric(&stack.emf(), "Requeued").len(), 1);
+
+    // The copy, delivered to a later invocation, replicates.
+    let response = stack
+        .processor()
+        .process(&stack.event_from(&queued), None)
+        .await;
+    assert!(ids(&response).is_empty(), "{response:?}");
     assert_eq!(
-        stack.receive(&stack.queue_url).await.len(),
-        1,
-        "visible again at once"
+        stack.dst_bytes("photos/2024/cat.jpg").await,
+        Some(data(10, 12))
+    );
+}
+
+#[tokio::test]
+async fn a_retryable_failure_on_the_last_receive_is_dead_lettered_with_its_reason() {
+    let stack = Stack::start().await;
+    stack.seed("photos/2024/cat.jpg", &data(10, 7)).await;
+    stack.services.emulator.set_faults(vec![FaultRule::new(
+        "HeadObject",
+        Fault::Error {
+            status: 503,
+            code: "ServiceUnavailable".into(),
+            qos_delay_ms: None,
+        },
+    )]);
+    let batch = BatchSettings {
+        max_receive_count: Some(1),
+        ..stack.batch_settings()
+    };
+    let processor = stack.processor_with(stack.copy_settings(), batch, Some(stack.dlq_url.clone()));
+    let response = processor.process(&fixture("sqs-task.json"), None).await;
+    assert!(ids(&response).is_empty(), "{response:?}");
+    let dead = stack.receive(&stack.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(attribute(&dead[0], DLQ_ATTR_KIND), "SourceUnavailable");
+    let reason = attribute(&dead[0], DLQ_ATTR_REASON);
+    assert!(reason.starts_with("gave up after 1 receives"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_task_for_a_bucket_that_is_not_configured_is_dead_lettered() {
+    let stack = Stack::start().await;
+    let body = fixture("sqs-task.json").records[0]
+        .body
+        .clone()
+        .unwrap()
+        .replace("\"src-bucket\"", "\"someone-elses-bucket\"");
+    let event = stack.enqueue_and_receive(&body).await;
+    let response = stack.processor().process(&event, None).await;
+    assert!(ids(&response).is_empty(), "{response:?}");
+    assert_eq!(stack.services.emulator.stats().total_requests(), 0);
+    let dead = stack.receive(&stack.dlq_url).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(attribute(&dead[0], DLQ_ATTR_KIND), "BucketNotAllowed");
+    let reason = attribute(&dead[0], DLQ_ATTR_REASON);
+    assert!(
+        reason.contains("someone-elses-bucket") && reason.contains(SRC),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_message_of_several_events_is_fanned_out_one_task_per_message() {
+    let stack = Stack::start().await;
+    stack.seed("fan/one.txt", &data(100, 1)).await;
+    stack.seed("fan/two.txt", &data(200, 2)).await;
+    let event = |key: &str| {
+        serde_json::json!({
+            "eventName": "ObjectCreated:PutObject",
+            "eventSource": "acs:oss",
+            "eventTime": "2024-05-01T08:00:00.000Z",
+            "eventVersion": "1.0",
+            "oss": {"bucket": {"name": SRC}, "object": {"key": key, "size": 1}},
+            "region": REGION,
+        })
+    };
+    let body = serde_json::json!({"events": [event("fan/one.txt"), event("fan/two.txt")]});
+    let received = stack.enqueue_and_receive(&body.to_string()).await;
+    let response = stack.processor().process(&received, None).await;
+    assert!(ids(&response).is_empty(), "{response:?}");
+    assert!(
+        stack.dst_keys().await.is_empty(),
+        "nothing ran in the fanned-out message"
+    );
+    let queued = stack.receive(&stack.queue_url).await;
+    assert_eq!(queued.len(), 2);
+    let mut keys: Vec<String> = queued
+        .iter()
+        .map(|m| {
+            let task: ReplicationTask = serde_json::from_str(m.body().unwrap()).expect("a task");
+            task.source.key
+        })
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["fan/one.txt", "fan/two.txt"]);
+    let response = stack
+        .processor()
+        .process(&stack.event_from(&queued), None)
+        .await;
+    assert!(ids(&response).is_empty(), "{response:?}");
+    assert_eq!(stack.dst_keys().await, ["fan/one.txt", "fan/two.txt"]);
+}
+
+/// A delete task for `key`, as the forwarder writes it.
+fn delete_body(key: &str) -> String {
+    serde_json::json!({
+        "version": 1, "op": "delete",
+        "source": {"region": REGION, "bucket": SRC, "key": key},
+        "event_name": "ObjectRemoved:DeleteObject",
+    })
+    .to_string()
+}
+
+#[tokio::test]
+async fn deletes_wait_for_the_delay_and_are_cancelled_by_a_reappearing_source() {
+    let stack = Stack::start().await;
+    stack.seed("del/gone.txt", &data(10, 1)).await;
+    stack.seed("del/back.txt", &data(10, 2)).await;
+    let copy = CopySettings {
+        replicate_deletes: true,
+        ..stack.copy_settings()
+    };
+    let batch = BatchSettings {
+        delete_delay: Duration::from_secs(2),
+        ..stack.batch_settings()
+    };
+    let processor = stack.processor_with(copy, batch, Some(stack.dlq_url.clone()));
+    for key in ["del/gone.txt", "del/back.txt"] {
+        stack
+            .services
+            .sqs
+            .send_message()
+            .queue_url(&stack.queue_url)
+            .message_body(task_body(key))
+            .send()
+            .await
+            .expect("sent");
+        let received = stack.receive(&stack.queue_url).await;
+        assert!(ids(&processor.process(&stack.event_from(&received), None).await).is_empty());
+        stack.ack(&received).await;
+    }
+    stack
+        .services
+        .emulator
+        .delete_object_direct(SRC, "del/gone.txt");
+    stack
+        .services
+        .emulator
+        .delete_object_direct(SRC, "del/back.txt");
+    let sent = std::time::Instant::now();
+    for key in ["del/gone.txt", "del/back.txt"] {
+        stack
+            .services
+            .sqs
+            .send_message()
+            .queue_url(&stack.queue_url)
+            .message_body(delete_body(key))
+            .send()
+            .await
+            .expect("sent");
+    }
+    let first = stack.receive(&stack.queue_url).await;
+    assert_eq!(first.len(), 2);
+    let response = processor.process(&stack.event_from(&first), None).await;
+    assert!(ids(&response).is_empty(), "{response:?}");
+    stack.ack(&first).await;
+    assert_eq!(
+        stack.dst_keys().await.len(),
+        2,
+        "nothing is deleted before the delay"
+    );
+    assert_eq!(with_metric(&stack.emf(), "DeletesDeferred").len(), 2);
+
+    // The user restores one object meanwhile.
+    stack.seed("del/back.txt", &data(10, 2)).await;
+    let mut due = Vec::new();
+    while due.len() < 2 && sent.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        due.extend(stack.receive(&stack.queue_url).await);
+    }
+    assert_eq!(due.len(), 2, "the deferred deletes come back");
+    assert!(
+        sent.elapsed() >= Duration::from_secs(2),
+        "not before the delay"
+    );
+    let response = processor.process(&stack.event_from(&due), None).await;
+    assert!(ids(&response).is_empty(), "{response:?}");
+    assert_eq!(
+        stack.dst_keys().await,
+        ["del/back.txt"],
+        "the reappeared object stays"
+    );
+    assert!(
+        stack.receive(&stack.queue_url).await.is_empty(),
+        "nothing deferred again"
     );
 }
 
@@ -415,6 +620,138 @@ impl TaskReplicator for CountingEngine {
     }
 
     async fn abandon_continuation(&self, _task: &ReplicationTask) {}
+}
+
+/// An engine stand-in that records the order tasks start and end in, fails tasks whose key
+/// contains `fail`, and panics on keys containing `boom`.
+#[derive(Default)]
+struct ScriptedEngine {
+    log: std::sync::Mutex<Vec<String>>,
+}
+
+impl TaskReplicator for ScriptedEngine {
+    async fn replicate(
+        &self,
+        task: &ReplicationTask,
+        _deadline: Option<Instant>,
+    ) -> Result<Outcome, ReplicationError> {
+        let key = task.source.key.clone();
+        self.log.lock().expect("log").push(format!("start {key}"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!key.contains("boom"), "the engine blew up on {key}");
+        self.log.lock().expect("log").push(format!("end {key}"));
+        if key.contains("fail") {
+            return Err(ReplicationError::new(
+                transfer::replicate::FailureKind::DestinationUnavailable,
+                "scripted failure",
+            ));
+        }
+        Ok(Outcome::Skipped(SkipReason::AlreadyReplicated))
+    }
+
+    async fn abandon_continuation(&self, _task: &ReplicationTask) {}
+}
+
+/// A batch of task messages for `keys`, each `(message id, key, FIFO group)`.
+fn batch_of(messages: &[(&str, &str, Option<&str>)]) -> SqsEvent {
+    let template = fixture("sqs-task.json").records[0].clone();
+    let mut event = SqsEvent::default();
+    event.records = messages
+        .iter()
+        .map(|(id, key, group)| {
+            let mut record = template.clone();
+            record.message_id = Some((*id).to_owned());
+            record.body = Some(task_body(key));
+            if let Some(group) = group {
+                record
+                    .attributes
+                    .insert("MessageGroupId".to_owned(), (*group).to_owned());
+            }
+            record
+        })
+        .collect();
+    event
+}
+
+/// A processor around `engine` whose queues are never reached.
+fn offline_processor<R: TaskReplicator>(engine: R, metrics: MetricsSink) -> BatchProcessor<R> {
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .build();
+    let queues = Queues::new(aws_sdk_sqs::Client::new(&sdk), "http://127.0.0.1:9/q", None);
+    let settings = BatchSettings {
+        message_concurrency: 4,
+        ..BatchSettings::new(REGION)
+    };
+    BatchProcessor::new(engine, queues, settings, Metrics::new("ns", "fn", metrics))
+}
+
+#[tokio::test]
+async fn fifo_groups_run_in_order_and_stop_at_the_first_failure() {
+    let processor = offline_processor(ScriptedEngine::default(), MetricsSink::Disabled);
+    let event = batch_of(&[
+        ("a1", "a/1", Some("g-a")),
+        ("b1", "b/1", Some("g-b")),
+        ("a2", "a/2-fail", Some("g-a")),
+        ("a3", "a/3", Some("g-a")),
+        ("b2", "b/2", Some("g-b")),
+    ]);
+    let response = processor.process(&event, None).await;
+    let mut failed = ids(&response);
+    failed.sort();
+    assert_eq!(
+        failed,
+        ["a2", "a3"],
+        "a3 waits for a2, to keep the group's order"
+    );
+    let log = processor.replicator().log.lock().unwrap().clone();
+    let group_a: Vec<&String> = log.iter().filter(|l| l.contains(" a/")).collect();
+    assert_eq!(
+        group_a,
+        ["start a/1", "end a/1", "start a/2-fail", "end a/2-fail"],
+        "one at a time, in order, and a/3 never starts: {log:?}"
+    );
+    let group_b: Vec<&String> = log.iter().filter(|l| l.contains(" b/")).collect();
+    assert_eq!(group_b, ["start b/1", "end b/1", "start b/2", "end b/2"]);
+    let first_a = log.iter().position(|l| l == "start a/1").unwrap();
+    let first_b = log.iter().position(|l| l == "start b/1").unwrap();
+    assert!(
+        first_a.max(first_b)
+            < log
+                .iter()
+                .position(|l| l == "end a/1")
+                .unwrap()
+                .max(log.iter().position(|l| l == "end b/1").unwrap()),
+        "different groups run at once: {log:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_panic_fails_only_its_own_message() {
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let processor = offline_processor(
+        ScriptedEngine::default(),
+        MetricsSink::Memory(lines.clone()),
+    );
+    let event = batch_of(&[
+        ("ok1", "ok/1", None),
+        ("boom", "boom/1", None),
+        ("ok2", "ok/2", None),
+    ]);
+    let response = processor.process(&event, None).await;
+    assert_eq!(ids(&response), ["boom"]);
+    let log = processor.replicator().log.lock().unwrap().clone();
+    assert!(
+        log.contains(&"end ok/1".to_owned()) && log.contains(&"end ok/2".to_owned()),
+        "{log:?}"
+    );
+    let panics = lines
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("\"Kind\":\"Panic\""))
+        .count();
+    assert_eq!(panics, 1);
 }
 
 #[tokio::test]

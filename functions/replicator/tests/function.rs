@@ -15,6 +15,7 @@ fn run_function(vars: &[(&str, &str)]) -> std::process::Output {
 
 const VALID: &[(&str, &str)] = &[
     ("OSS_REGION", "cn-hangzhou"),
+    ("OSS_BUCKET", "src-bucket"),
     ("OSS_SECRET_ID", "oss2s3/oss"),
     ("DST_BUCKET", "dst"),
     ("QUEUE_URL", "https://sqs.example/123456789012/tasks"),
@@ -30,6 +31,14 @@ fn exits_naming_a_missing_dst_bucket() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DST_BUCKET"), "{stderr}");
+}
+
+#[test]
+fn exits_naming_a_missing_source_bucket() {
+    let output = run_function(&without("OSS_BUCKET"));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("OSS_BUCKET"), "{stderr}");
 }
 
 #[test]

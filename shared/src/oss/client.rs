@@ -22,6 +22,12 @@ use super::signer::{Credentials, OssSigner, SignableRequest};
 /// The largest error body read into memory; OSS's error documents are far smaller.
 const MAX_ERROR_BODY: usize = 64 * 1024;
 
+/// The header that makes a write fail when the key already exists.
+pub(super) const FORBID_OVERWRITE: &str = "x-oss-forbid-overwrite";
+
+/// The header that carries an STS session token.
+const SECURITY_TOKEN: &str = "x-oss-security-token";
+
 /// An OSS client. Cheap to clone: clones share the connection pool and the credentials
 /// provider.
 #[derive(Clone)]
@@ -110,6 +116,9 @@ impl<'a> Call<'a> {
         }
         if let Some(class) = &options.storage_class {
             self.header("x-oss-storage-class", class.as_str())?;
+        }
+        if options.forbid_overwrite {
+            self.header(FORBID_OVERWRITE, "true")?;
         }
         Ok(())
     }
@@ -255,6 +264,27 @@ impl OssClient {
     }
 
     /// Builds, signs and sends one attempt; non-success statuses become errors.
+    /// Signs `headers` for `call` and marks the signature and the session token sensitive,
+    /// which keeps them out of logs and debug output.
+    fn sign(&self, call: &Call<'_>, credentials: &Credentials, headers: &mut HeaderMap) {
+        let empty = HeaderMap::new();
+        let signable = SignableRequest {
+            method: call.method.as_str(),
+            bucket: Some(call.bucket),
+            key: call.key,
+            query: &call.query,
+            headers: &empty,
+        };
+        self.inner
+            .signer
+            .sign(credentials, signable, headers, &[], Utc::now());
+        for name in [http::header::AUTHORIZATION.as_str(), SECURITY_TOKEN] {
+            if let Some(value) = headers.get_mut(name) {
+                value.set_sensitive(true);
+            }
+        }
+    }
+
     pub(super) async fn send(
         &self,
         call: &Call<'_>,
@@ -279,17 +309,7 @@ impl OssClient {
                 Some(body)
             }
         };
-        let empty = HeaderMap::new();
-        let signable = SignableRequest {
-            method: call.method.as_str(),
-            bucket: Some(call.bucket),
-            key: call.key,
-            query: &call.query,
-            headers: &empty,
-        };
-        self.inner
-            .signer
-            .sign(credentials, signable, &mut headers, &[], Utc::now());
+        self.sign(call, credentials, &mut headers);
         let mut request = self
             .inner
             .http
@@ -508,7 +528,25 @@ mod tests {
             .expect_err("IP endpoints cannot be virtual-hosted");
         assert_eq!(error.kind(), ErrorKind::Config);
         assert!(client("http://127.0.0.1:1", AddressingStyle::PathStyle).is_ok());
-        assert!(client("http://oss.test:1", AddressingStyle::VirtualHosted).is_ok());
+        assert!(client("https://oss.test:1", AddressingStyle::VirtualHosted).is_ok());
+    }
+
+    #[test]
+    fn signed_headers_hide_the_signature_and_the_session_token() {
+        let client = client("https://oss.test", AddressingStyle::VirtualHosted).expect("client");
+        let call = Call::new("GetObject", Method::GET, "b", Some("k"));
+        let credentials = Credentials {
+            security_token: Some("SESSION-TOKEN-VALUE".into()),
+            ..Credentials::new("ak", "sk")
+        };
+        let mut headers = HeaderMap::new();
+        client.sign(&call, &credentials, &mut headers);
+        let authorization = headers.get(http::header::AUTHORIZATION).expect("signed");
+        assert!(authorization.is_sensitive());
+        assert!(headers.get(SECURITY_TOKEN).expect("token").is_sensitive());
+        let shown = format!("{headers:?}");
+        assert!(!shown.contains("SESSION-TOKEN-VALUE"), "{shown}");
+        assert!(!shown.contains("Signature="), "{shown}");
     }
 
     #[test]
@@ -559,6 +597,36 @@ mod tests {
             .expect("headers arrive");
         let error = output.body.collect().await.expect_err("body stalls");
         assert_eq!(error.kind(), ErrorKind::Timeout, "{error}");
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn redirects_are_not_followed_with_the_signed_headers() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let target = elsewhere.local_addr().expect("addr");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            let mut request = [0_u8; 4096];
+            let _ = socket.read(&mut request).await;
+            let head = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{target}/b/k\r\nx-oss-request-id: R\r\nContent-Length: 0\r\n\r\n"
+            );
+            socket.write_all(head.as_bytes()).await.expect("write");
+        });
+        let error = raw_client(addr)
+            .head_object("b", "k")
+            .await
+            .expect_err("a redirect is an error");
+        assert_eq!(error.kind(), ErrorKind::InvalidResponse, "{error}");
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the client went to the redirect target");
         server.abort();
     }
 

@@ -64,6 +64,10 @@ pub struct OssConfig {
     pub read_timeout: Duration,
     /// The retry policy. Default: [`DEFAULT_RETRY`].
     pub retry: RetryPolicy,
+    /// Whether a plain `http://` endpoint may be used for a host other than loopback. Off by
+    /// default: over plain HTTP the object data, and the security token of temporary
+    /// credentials, would cross the network in the clear.
+    pub allow_insecure_http: bool,
 }
 
 impl OssConfig {
@@ -77,7 +81,15 @@ impl OssConfig {
             request_timeout: Duration::from_mins(1),
             read_timeout: Duration::from_secs(30),
             retry: DEFAULT_RETRY,
+            allow_insecure_http: false,
         }
+    }
+
+    /// Allows (or forbids) a plain `http://` endpoint on a host other than loopback.
+    #[must_use]
+    pub fn with_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
     }
 
     /// Sets the endpoint.
@@ -142,6 +154,13 @@ impl OssConfig {
         if url.host_str().is_none_or(str::is_empty) {
             return Err(OssError::config(format!("endpoint {text:?} has no host")));
         }
+        if url.scheme() == "http" && !self.allow_insecure_http && !is_loopback(&url) {
+            return Err(OssError::config(format!(
+                "endpoint {text:?} is plain http:// to a host that is not loopback: data and \
+                 credentials would cross the network unencrypted; use https://, or allow it \
+                 explicitly (OSS_ALLOW_HTTP=true)"
+            )));
+        }
         if url.path() != "/" || url.query().is_some() || url.fragment().is_some() {
             return Err(OssError::config(format!(
                 "endpoint {text:?} must not have a path, query or fragment"
@@ -155,6 +174,16 @@ impl OssConfig {
         }
         Ok(url)
     }
+}
+
+/// Whether the URL's host is this machine: `localhost`, 127.0.0.0/8 or `::1`.
+fn is_loopback(url: &Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Percent-encodes an object key for the URL path, keeping `/`.
@@ -233,6 +262,23 @@ mod tests {
     }
 
     #[test]
+    fn plain_http_is_refused_beyond_loopback_unless_allowed() {
+        let remote = config(Endpoint::Custom("http://oss.example.com".into()));
+        let error = remote.endpoint_url().expect_err("refused").to_string();
+        assert!(error.contains("OSS_ALLOW_HTTP"), "{error}");
+        let allowed = remote
+            .with_insecure_http(true)
+            .endpoint_url()
+            .expect("allowed");
+        assert_eq!(allowed.as_str(), "http://oss.example.com/");
+        assert!(
+            config(Endpoint::Custom("https://oss.example.com".into()))
+                .endpoint_url()
+                .is_ok()
+        );
+    }
+
+    #[test]
     fn endpoints_default_to_https_regional_hosts() {
         let url = |e| config(e).endpoint_url().expect("valid").to_string();
         assert_eq!(
@@ -258,6 +304,14 @@ mod tests {
         assert_eq!(
             url(Endpoint::Custom("http://127.0.0.1:9000/".into())),
             "http://127.0.0.1:9000/"
+        );
+        assert_eq!(
+            url(Endpoint::Custom("http://localhost:9000".into())),
+            "http://localhost:9000/"
+        );
+        assert_eq!(
+            url(Endpoint::Custom("http://[::1]:9000".into())),
+            "http://[::1]:9000/"
         );
     }
 

@@ -247,8 +247,23 @@ impl OssError {
     ) -> Self {
         let details = service_details(status, headers, body);
         let retry_after = qos_delay(headers);
-        let kind = classify(status, details.code.as_deref(), retry_after.is_some());
+        let from_oss =
+            details.code.is_some() || details.request_id.is_some() || status.as_u16() < 400;
+        let (kind, context) = if from_oss {
+            let kind = classify(status, details.code.as_deref(), retry_after.is_some());
+            (kind, None)
+        } else {
+            // Neither an OSS error document nor a request ID: a proxy, load balancer or
+            // captive portal answered, not OSS. Whatever its status, that is transient.
+            (
+                ErrorKind::ServerError,
+                Some("the answer did not come from OSS (no OSS error document or request ID)"),
+            )
+        };
         let mut error = Self::new(kind, operation, bucket, key).with_details(details);
+        if let Some(context) = context {
+            error = error.with_context(context);
+        }
         error.inner.retry_after = retry_after;
         error
     }
@@ -406,6 +421,10 @@ pub(crate) fn classify(status: StatusCode, code: Option<&str>, qos_delay: bool) 
     if code == "InvalidObjectState" {
         return ErrorKind::InvalidObjectState;
     }
+    // 409 for a write with `x-oss-forbid-overwrite: true` to a key that exists.
+    if code == "FileAlreadyExists" {
+        return ErrorKind::PreconditionFailed;
+    }
     match status.as_u16() {
         304 => ErrorKind::NotModified,
         412 => ErrorKind::PreconditionFailed,
@@ -515,6 +534,34 @@ mod tests {
             ErrorKind::PreconditionFailed
         );
         assert_eq!(from(304, &h, "").kind(), ErrorKind::NotModified);
+    }
+
+    #[test]
+    fn answers_that_did_not_come_from_oss_are_retried() {
+        // A proxy's HTML page: no OSS error document, no request ID.
+        let page = "<html><body><h1>403 Forbidden</h1>by the corporate proxy</body></html>";
+        for status in [400, 403, 404, 502] {
+            let error = from(status, &HeaderMap::new(), page);
+            assert_eq!(error.kind(), ErrorKind::ServerError, "HTTP {status}");
+            assert!(error.is_retryable());
+            assert!(
+                error.to_string().contains("did not come from OSS"),
+                "{error}"
+            );
+        }
+        // The same status from OSS itself keeps its meaning.
+        let mut h = HeaderMap::new();
+        h.insert(REQUEST_ID, HeaderValue::from_static("RID"));
+        assert_eq!(from(403, &h, "").kind(), ErrorKind::AccessDenied);
+        assert_eq!(from(404, &h, "").kind(), ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn forbidden_overwrites_are_failed_preconditions() {
+        assert_eq!(
+            from(409, &HeaderMap::new(), &error_body("FileAlreadyExists")).kind(),
+            ErrorKind::PreconditionFailed
+        );
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub use error::{ErrorKind, OssError, ServiceDetails};
 pub use meta::{ContentRange, ObjectMeta, ObjectType, RestoreState, StorageClass};
 #[cfg(feature = "oss")]
 pub use request::{
-    ByteRange, CompleteMultipartUploadOutput, CompletedPart, GetObjectOptions, GetObjectOutput,
-    ListObjectsV2Request, PutObjectOptions, PutObjectOutput, RestoreOutcome, UploadPartOutput,
+    ByteRange, CompleteMultipartUploadOutput, CompleteOptions, CompletedPart, GetObjectOptions,
+    GetObjectOutput, ListObjectsV2Request, PutObjectOptions, PutObjectOutput, RestoreOutcome,
+    UploadPartOutput,
 };
 #[cfg(feature = "oss")]
 pub use xml::{ListObjectsPage, ListedObject, RestoreTier, UploadedPart};

@@ -4,10 +4,11 @@ use bytes::Bytes;
 use http::Method;
 
 use super::body::PutBody;
-use super::client::{Call, OssClient, put_output};
+use super::client::{Call, FORBID_OVERWRITE, OssClient, put_output};
 use super::error::{ErrorKind, OssError};
 use super::request::{
-    CompleteMultipartUploadOutput, CompletedPart, PutObjectOptions, UploadPartOutput,
+    CompleteMultipartUploadOutput, CompleteOptions, CompletedPart, PutObjectOptions,
+    UploadPartOutput,
 };
 use super::xml::{self, UploadedPart};
 
@@ -46,7 +47,9 @@ impl OssClient {
         self.upload(&call, body).await
     }
 
-    /// CompleteMultipartUpload with the given parts (sorted by number here).
+    /// CompleteMultipartUpload with the given parts (sorted by number here). With
+    /// [`CompleteOptions::forbid_overwrite`], OSS refuses to replace an existing object (409
+    /// `FileAlreadyExists`) and the upload stays.
     ///
     /// Retried like any other call. If an earlier attempt did complete the upload but its answer
     /// was lost, the retry fails with `NoSuchUpload` ([`ErrorKind::NotFound`]); callers should
@@ -57,10 +60,14 @@ impl OssClient {
         key: &str,
         upload_id: &str,
         parts: &[CompletedPart],
+        options: CompleteOptions,
     ) -> Result<CompleteMultipartUploadOutput, OssError> {
         let mut call = Call::new("CompleteMultipartUpload", Method::POST, bucket, Some(key))
             .query("uploadId", upload_id);
         call.header("content-type", "application/xml")?;
+        if options.forbid_overwrite {
+            call.header(FORBID_OVERWRITE, "true")?;
+        }
         let pairs: Vec<(u32, String)> = parts
             .iter()
             .map(|p| (p.part_number, p.etag.clone()))

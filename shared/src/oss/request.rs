@@ -58,6 +58,16 @@ pub struct PutObjectOptions {
     pub user_metadata: BTreeMap<String, String>,
     /// The storage class; the bucket's default when `None`.
     pub storage_class: Option<StorageClass>,
+    /// Refuse to replace an existing object (`x-oss-forbid-overwrite: true`): OSS answers 409
+    /// `FileAlreadyExists`, an [`ErrorKind::PreconditionFailed`](super::ErrorKind) here.
+    pub forbid_overwrite: bool,
+}
+
+/// Options for [`OssClient::complete_multipart_upload`](super::OssClient::complete_multipart_upload).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CompleteOptions {
+    /// Refuse to replace an existing object, as [`PutObjectOptions::forbid_overwrite`].
+    pub forbid_overwrite: bool,
 }
 
 /// The result of [`OssClient::get_object`].

@@ -8,11 +8,17 @@ use backon::Retryable;
 use super::error::OssError;
 use crate::retry::RetryPolicy;
 
-/// The delay before the next attempt: the backoff's, raised to what OSS asked for.
-pub(crate) fn next_delay(error: &OssError, backoff: Option<Duration>) -> Option<Duration> {
+/// The delay before the next attempt: the backoff's, raised to what OSS asked for, but never
+/// beyond `cap` (the policy's longest delay), so a large `x-oss-qos-delay-time` cannot stall a
+/// copy past its deadline.
+pub(crate) fn next_delay(
+    error: &OssError,
+    backoff: Option<Duration>,
+    cap: Duration,
+) -> Option<Duration> {
     let backoff = backoff?;
     Some(match error.retry_after() {
-        Some(asked) => backoff.max(asked),
+        Some(asked) => backoff.max(asked.min(cap)),
         None => backoff,
     })
 }
@@ -28,7 +34,7 @@ where
         .retry(policy.backoff().with_jitter_seed(rand::random()))
         .sleep(tokio::time::sleep)
         .when(OssError::is_retryable)
-        .adjust(next_delay)
+        .adjust(|error, backoff| next_delay(error, backoff, policy.max_delay))
         .notify(|error: &OssError, delay: Duration| {
             tracing::debug!(
                 operation = error.operation(),
@@ -98,14 +104,20 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 
+    const CAP: Duration = Duration::from_secs(10);
+
     #[test]
     fn qos_delay_raises_but_never_lowers_the_backoff() {
         let plain = failure(ErrorKind::Throttled);
         assert_eq!(
-            next_delay(&plain, Some(Duration::from_millis(5))),
+            next_delay(&plain, Some(Duration::from_millis(5)), CAP),
             Some(Duration::from_millis(5))
         );
-        assert_eq!(next_delay(&plain, None), None, "exhausted stays exhausted");
+        assert_eq!(
+            next_delay(&plain, None, CAP),
+            None,
+            "exhausted stays exhausted"
+        );
 
         let mut headers = http::HeaderMap::new();
         headers.insert(
@@ -121,12 +133,34 @@ mod tests {
             b"",
         );
         assert_eq!(
-            next_delay(&throttled, Some(Duration::from_millis(5))),
+            next_delay(&throttled, Some(Duration::from_millis(5)), CAP),
             Some(Duration::from_millis(750))
         );
         assert_eq!(
-            next_delay(&throttled, Some(Duration::from_secs(2))),
+            next_delay(&throttled, Some(Duration::from_secs(2)), CAP),
             Some(Duration::from_secs(2))
+        );
+    }
+
+    #[test]
+    fn qos_delay_is_capped_at_the_policy_maximum() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            crate::oss::error::QOS_DELAY_TIME,
+            http::HeaderValue::from_static("3600000"),
+        );
+        let throttled = OssError::from_response(
+            "GetObject",
+            "b",
+            Some("k"),
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            &headers,
+            b"",
+        );
+        assert_eq!(
+            next_delay(&throttled, Some(Duration::from_millis(5)), CAP),
+            Some(CAP),
+            "an hour's asked delay is cut to the cap"
         );
     }
 }

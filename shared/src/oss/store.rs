@@ -23,15 +23,15 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    ByteRange, ErrorKind, GetObjectOptions, ListObjectsV2Request, ObjectMeta, ObjectType,
-    OssClient, OssError, PutBody, PutObjectOptions, RestoreOutcome, RestoreState,
+    ByteRange, CompleteOptions, ErrorKind, GetObjectOptions, ListObjectsV2Request, ObjectMeta,
+    ObjectType, OssClient, OssError, PutBody, PutObjectOptions, RestoreOutcome, RestoreState,
 };
 use crate::oss;
 use crate::store::{
-    ArchiveState, BodyChecksums, CompletedPart, GetOutput, GetRequest, ListPage, ListRequest,
-    ListedObject, ObjectAttributes, ObjectKind, ObjectSink, ObjectSource, ObjectStore, PartInfo,
-    PartLimits, RestoreArchived, RestoreRequest, RestoreStatus, RestoreTier, StorageClass,
-    StoreError, StoreErrorKind, Symlinks, WriteOutput, WriteRequest,
+    ArchiveState, BodyChecksums, CompletedPart, ConditionalWrites, GetOutput, GetRequest, ListPage,
+    ListRequest, ListedObject, ObjectAttributes, ObjectKind, ObjectSink, ObjectSource, ObjectStore,
+    PartInfo, PartLimits, RestoreArchived, RestoreRequest, RestoreStatus, RestoreTier,
+    StorageClass, StoreError, StoreErrorKind, Symlinks, WriteCondition, WriteOutput, WriteRequest,
 };
 
 /// The neutral class of an OSS storage class.
@@ -158,7 +158,14 @@ impl ObjectStore for OssClient {
             .map_err(store_error)
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+    /// OSS has no conditional DeleteObject: `if_match` is not enforced (see
+    /// [`ConditionalWrites`]), and the caller re-checks.
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        _if_match: Option<&str>,
+    ) -> Result<(), StoreError> {
         OssClient::delete_object(self, bucket, key)
             .await
             .map_err(store_error)
@@ -305,6 +312,7 @@ fn put_options(
         content: request.content.clone(),
         user_metadata: request.user_metadata.clone(),
         storage_class,
+        forbid_overwrite: false,
     })
 }
 
@@ -362,6 +370,15 @@ impl ObjectSink for OssClient {
         PartLimits::OSS
     }
 
+    /// OSS refuses to overwrite with `x-oss-forbid-overwrite: true` (PutObject and
+    /// CompleteMultipartUpload) but has no `If-Match` on writes or deletes.
+    fn conditional_writes(&self) -> ConditionalWrites {
+        ConditionalWrites {
+            if_absent: true,
+            ..ConditionalWrites::NONE
+        }
+    }
+
     async fn put_object(
         &self,
         bucket: &str,
@@ -369,9 +386,11 @@ impl ObjectSink for OssClient {
         body: Bytes,
         checksums: BodyChecksums,
         request: &WriteRequest,
+        condition: &WriteCondition,
     ) -> Result<WriteOutput, StoreError> {
         check_body("PutObject", bucket, key, &body, checksums)?;
-        let options = put_options("PutObject", bucket, key, request)?;
+        let mut options = put_options("PutObject", bucket, key, request)?;
+        options.forbid_overwrite = *condition == WriteCondition::IfAbsent;
         let output = OssClient::put_object(self, bucket, key, PutBody::Bytes(body), &options)
             .await
             .map_err(store_error)?;
@@ -426,7 +445,11 @@ impl ObjectSink for OssClient {
         upload_id: &str,
         parts: &[CompletedPart],
         whole: BodyChecksums,
+        condition: &WriteCondition,
     ) -> Result<WriteOutput, StoreError> {
+        let options = CompleteOptions {
+            forbid_overwrite: *condition == WriteCondition::IfAbsent,
+        };
         let named: Vec<oss::CompletedPart> = parts
             .iter()
             .map(|p| oss::CompletedPart {
@@ -434,9 +457,10 @@ impl ObjectSink for OssClient {
                 etag: p.etag.clone(),
             })
             .collect();
-        let output = OssClient::complete_multipart_upload(self, bucket, key, upload_id, &named)
-            .await
-            .map_err(store_error)?;
+        let output =
+            OssClient::complete_multipart_upload(self, bucket, key, upload_id, &named, options)
+                .await
+                .map_err(store_error)?;
         if let Err(mismatch) =
             check_stored("CompleteMultipartUpload", bucket, key, output.crc64, whole)
         {

@@ -26,6 +26,17 @@ pub struct Continuation {
     /// The source CRC-64/XZ, when it reported one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub src_crc64: Option<u64>,
+    /// The digest of the source's content headers and user metadata
+    /// ([`metadata_digest`](super::metadata_digest)), so a metadata change restarts the copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_meta: Option<String>,
+    /// The destination as the copy found it, which CompleteMultipartUpload requires still to
+    /// hold: absent (`true`) ...
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dst_if_absent: bool,
+    /// ... or holding the object with this ETag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dst_if_match: Option<String>,
     /// The part size in bytes.
     pub part_size: u64,
     /// The parts completed so far.
@@ -34,6 +45,11 @@ pub struct Continuation {
     /// How many invocations have worked on this copy before.
     #[serde(default)]
     pub hops: u32,
+    /// How many invocations in a row ended in a transient failure without finishing a part;
+    /// the copy gives up (and aborts the upload) after
+    /// [`MAX_STALLS`](Continuation::MAX_STALLS).
+    #[serde(default)]
+    pub stalls: u32,
 }
 
 /// A part completed by an earlier invocation.
@@ -50,6 +66,10 @@ pub struct ContinuedPart {
 }
 
 impl Continuation {
+    /// How many invocations in a row may end in a transient failure without progress before
+    /// the copy is abandoned.
+    pub const MAX_STALLS: u32 = 5;
+
     /// The continuation as the JSON value stored in a task.
     pub fn to_value(&self) -> serde_json::Value {
         serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
@@ -131,9 +151,13 @@ mod tests {
             src_etag: "\"ABC\"".into(),
             src_size: 5 * crate::size::TIB,
             src_crc64: Some(u64::MAX),
+            src_meta: Some("0".repeat(32)),
+            dst_if_absent: false,
+            dst_if_match: Some("\"0123456789abcdef0123456789abcdef-10000\"".into()),
             part_size: 5 * 1024 * MIB,
             parts,
             hops: 3,
+            stalls: 1,
         };
         let json = serde_json::to_string(&c.to_value()).expect("json");
         assert!(json.len() < 512 * 1024, "{} bytes", json.len());

@@ -20,6 +20,11 @@ pub enum FailureKind {
     ChecksumMismatch,
     /// Retryable: the source object kept changing during the copy.
     SourceChanged,
+    /// Retryable: another writer kept changing the destination object during the copy.
+    DestinationChanged,
+    /// Retryable: the invocation's deadline came before a single PUT finished (nothing was
+    /// written).
+    DeadlineReached,
     /// Retryable: the source object is archived and being restored; retry after `retry_after`.
     RestoreInProgress,
     /// Retryable: the source rejected the credentials; refresh them and retry once.
@@ -37,6 +42,8 @@ pub enum FailureKind {
     ObjectTooLarge,
     /// Permanent: the task itself is unusable (such as a malformed continuation).
     InvalidTask,
+    /// Permanent: the task names a source bucket the engine is not configured to read.
+    BucketNotAllowed,
     /// Permanent: a store refused a request or answered with something unreadable.
     Rejected,
 }
@@ -51,9 +58,16 @@ impl FailureKind {
                 | Self::DestinationUnavailable
                 | Self::ChecksumMismatch
                 | Self::SourceChanged
+                | Self::DestinationChanged
+                | Self::DeadlineReached
                 | Self::RestoreInProgress
                 | Self::Credentials
         )
+    }
+
+    /// Whether the failure is a race with another writer, which a fresh look can settle.
+    pub fn is_race(self) -> bool {
+        matches!(self, Self::SourceChanged | Self::DestinationChanged)
     }
 
     /// A stable name, for metrics dimensions and DLQ message attributes.
@@ -64,6 +78,8 @@ impl FailureKind {
             Self::DestinationUnavailable => "DestinationUnavailable",
             Self::ChecksumMismatch => "ChecksumMismatch",
             Self::SourceChanged => "SourceChanged",
+            Self::DestinationChanged => "DestinationChanged",
+            Self::DeadlineReached => "DeadlineReached",
             Self::RestoreInProgress => "RestoreInProgress",
             Self::Credentials => "Credentials",
             Self::InvalidKey => "InvalidKey",
@@ -72,6 +88,7 @@ impl FailureKind {
             Self::ArchivedNoRestore => "ArchivedNoRestore",
             Self::ObjectTooLarge => "ObjectTooLarge",
             Self::InvalidTask => "InvalidTask",
+            Self::BucketNotAllowed => "BucketNotAllowed",
             Self::Rejected => "Rejected",
         }
     }
@@ -150,6 +167,7 @@ impl ReplicationError {
             StoreErrorKind::MetadataTooLarge => FailureKind::MetadataTooLarge,
             StoreErrorKind::InvalidKey => FailureKind::InvalidKey,
             StoreErrorKind::TooLarge => FailureKind::ObjectTooLarge,
+            StoreErrorKind::PreconditionFailed => FailureKind::DestinationChanged,
             StoreErrorKind::Unavailable | StoreErrorKind::NotFound => {
                 FailureKind::DestinationUnavailable
             }
@@ -181,6 +199,8 @@ mod tests {
             DestinationUnavailable,
             ChecksumMismatch,
             SourceChanged,
+            DestinationChanged,
+            DeadlineReached,
             RestoreInProgress,
             Credentials,
         ] {
@@ -193,6 +213,7 @@ mod tests {
             ArchivedNoRestore,
             ObjectTooLarge,
             InvalidTask,
+            BucketNotAllowed,
             Rejected,
         ] {
             assert!(!kind.is_retryable(), "{kind}");

@@ -22,14 +22,23 @@
 //!
 //! | name | value |
 //! |---|---|
-//! | [`MARKER_SOURCE`] `oss2s3-src` | `oss://<bucket>/<key>`, the key percent-encoded (UTF-8, all but `A-Za-z0-9-_.~/`) |
+//! | [`MARKER_SOURCE`] `oss2s3-src` | `oss://<bucket>/<key>`, the key percent-encoded (UTF-8, all but `A-Za-z0-9-_.~/`); longer than [`MAX_PLAIN_URL`] (256) bytes, `sha256:<hex>` of that URL |
 //! | [`MARKER_ETAG`] `oss2s3-src-etag` | the source ETag without quotes |
 //! | [`MARKER_CRC64`] `oss2s3-src-crc64` | the source CRC-64/XZ, decimal (absent if the source reports none) |
 //! | [`MARKER_SIZE`] `oss2s3-src-size` | the source size in bytes, decimal |
+//! | [`MARKER_META`] `oss2s3-src-meta` | [`metadata_digest`]: 32 hex digits of SHA-256 over the source's content headers and user metadata |
 //! | [`MARKER_SYMLINK_TARGET`] `oss2s3-symlink-target` | for a copied symlink: the key it points to, encoded like the source key |
 //!
-//! A destination whose marker names the same source, ETag, CRC-64 and size is skipped without
-//! reading the body. Deletes remove only destinations whose `oss2s3-src` names the deleted key.
+//! A destination whose marker names the same source, ETag, CRC-64, size and metadata digest is
+//! skipped without reading the body (and before any restore of an archived source); a
+//! metadata-only change (OSS `UpdateObjectMeta`) changes the digest, so the object is copied
+//! again with its new metadata. Deletes remove only destinations whose `oss2s3-src` names the
+//! deleted key.
+//!
+//! # Racing writers
+//! Every write is conditional on the destination state the copy saw (see `engine`), and a
+//! delete is conditional on the ETag whose marker was checked; where a sink cannot enforce a
+//! condition, the source is checked again after the write.
 //!
 //! # Integrity
 //! The CRC-64/XZ of every byte copied is computed per part, combined, and compared with the
@@ -61,8 +70,8 @@ pub use continuation::{Continuation, ContinuedPart};
 pub use engine::Replicator;
 pub use error::{FailureKind, ReplicationError};
 pub use marker::{
-    MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE, MARKER_SYMLINK_TARGET, marker_matches,
-    source_marker, source_url,
+    MARKER_CRC64, MARKER_ETAG, MARKER_META, MARKER_SIZE, MARKER_SOURCE, MARKER_SYMLINK_TARGET,
+    MAX_PLAIN_URL, marker_matches, metadata_digest, source_marker, source_url,
 };
 pub use outcome::{Outcome, SkipReason};
 pub use settings::{CopySettings, RestoreSettings};

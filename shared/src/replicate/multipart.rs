@@ -3,43 +3,56 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use futures::{StreamExt, stream};
 use tokio::time::Instant;
 
 use super::continuation::{Continuation, ContinuedPart};
-use super::engine::Replicator;
+use super::engine::{Destination, Replicator, Target, Written};
 use super::error::{FailureKind, ReplicationError};
 use super::guard::UploadGuard;
-use super::marker::{MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE, source_url};
-use super::outcome::Outcome;
+use super::outcome::{Outcome, SkipReason};
+use crate::size::{MIB, millis};
 use crate::store::{
-    BodyChecksums, CompletedPart, ObjectAttributes, ObjectSink, ObjectSource, PartLimits,
-    WriteRequest, unquote_etag,
+    BodyChecksums, CompletedPart, ObjectSink, ObjectSource, PartLimits, WriteCondition,
+    WriteOutput, WriteRequest,
 };
 use crate::task::{ReplicationTask, TaskOp};
+
+/// The transfer rate assumed for a part before one has been timed: a part is started only if
+/// it can finish at this rate before the stop margin.
+const ASSUMED_RATE: u64 = 8 * MIB;
+
+/// The delay before the first continuation after a transient failure; it doubles with each
+/// stalled invocation, up to [`MAX_RETRY_DELAY`].
+const FIRST_RETRY_DELAY: Duration = Duration::from_secs(5);
+
+/// The longest delay SQS allows on a message: 15 minutes.
+const MAX_RETRY_DELAY: Duration = Duration::from_mins(15);
 
 /// A multipart copy in progress: what is copied where, in which parts.
 #[derive(Debug, Clone)]
 pub(super) struct Plan {
     pub(super) src_bucket: String,
-    pub(super) src_key: String,
-    pub(super) src_etag: String,
-    pub(super) size: u64,
-    pub(super) src_crc64: Option<u64>,
+    pub(super) target: Target,
     pub(super) part_size: u64,
-    pub(super) dst_key: String,
     pub(super) upload_id: String,
 }
 
 impl Plan {
+    pub(super) fn size(&self) -> u64 {
+        self.target.version.size
+    }
+
     pub(super) fn part_count(&self) -> u32 {
-        u32::try_from(self.size.div_ceil(self.part_size)).unwrap_or(u32::MAX)
+        u32::try_from(self.size().div_ceil(self.part_size)).unwrap_or(u32::MAX)
     }
 
     pub(super) fn range(&self, part_number: u32) -> Range<u64> {
         let start = u64::from(part_number - 1) * self.part_size;
-        start..(start + self.part_size).min(self.size)
+        start..(start + self.part_size).min(self.size())
     }
 }
 
@@ -50,6 +63,13 @@ pub(super) struct DonePart {
     pub(super) checksums: BodyChecksums,
 }
 
+/// How far a copy has come over its invocations.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Progress {
+    pub(super) hops: u32,
+    pub(super) stalls: u32,
+}
+
 impl<S, D> Replicator<S, D>
 where
     S: ObjectSource,
@@ -58,51 +78,55 @@ where
     pub(super) async fn copy_multipart(
         &self,
         task: &ReplicationTask,
-        src_key: &str,
-        attributes: &ObjectAttributes,
-        dst_key: &str,
+        target: Target,
         request: &WriteRequest,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
         let dst_bucket = &self.settings.dst_bucket;
         let part_size = choose_part_size(
             self.settings.part_size,
-            attributes.size,
+            target.version.size,
             &self.sink.limits(),
         )?;
         let upload_id = self
             .sink
-            .create_multipart_upload(dst_bucket, dst_key, request)
+            .create_multipart_upload(dst_bucket, &target.dst_key, request)
             .await
             .map_err(ReplicationError::from_sink)?;
-        let guard = UploadGuard::new(self.sink.clone(), dst_bucket, dst_key, &upload_id);
+        let guard = UploadGuard::new(self.sink.clone(), dst_bucket, &target.dst_key, &upload_id);
         let plan = Plan {
             src_bucket: task.source.bucket.clone(),
-            src_key: src_key.to_owned(),
-            src_etag: attributes.etag.clone(),
-            size: attributes.size,
-            src_crc64: attributes.crc64,
+            target,
             part_size,
-            dst_key: dst_key.to_owned(),
             upload_id,
         };
-        self.upload_parts(task, plan, guard, BTreeMap::new(), 0, deadline)
-            .await
+        self.upload_parts(
+            task,
+            plan,
+            guard,
+            BTreeMap::new(),
+            Progress::default(),
+            deadline,
+        )
+        .await
     }
 
-    /// Copies one part: a pinned ranged GET into memory, then UploadPart with its checksums.
+    /// Copies one part: a pinned ranged GET into memory (within the memory budget), then
+    /// UploadPart with its checksums. Returns how long it took once it had its memory.
     async fn copy_part(
         &self,
         plan: &Plan,
         part_number: u32,
-    ) -> Result<(u32, DonePart), ReplicationError> {
+    ) -> Result<(u32, DonePart, Duration), ReplicationError> {
         let range = plan.range(part_number);
         let len = range.end - range.start;
+        let _budget = self.reserve(len).await;
+        let started = Instant::now();
         let body = self
             .read(
                 &plan.src_bucket,
-                &plan.src_key,
-                &plan.src_etag,
+                &plan.target.src_key,
+                &plan.target.version.etag,
                 Some(range),
                 len,
             )
@@ -112,7 +136,7 @@ where
             .sink
             .upload_part(
                 &self.settings.dst_bucket,
-                &plan.dst_key,
+                &plan.target.dst_key,
                 &plan.upload_id,
                 part_number,
                 body,
@@ -126,157 +150,268 @@ where
                 etag: part.etag,
                 checksums,
             },
+            started.elapsed(),
         ))
     }
 
-    /// Uploads the parts not yet in `done` with at most `part_concurrency` in flight, then
-    /// verifies and completes, or hands the upload to a continuation when the deadline nears.
+    /// Uploads the parts not yet in `done`, as many in flight as the settings and the memory
+    /// budget allow, then verifies and completes. Near the deadline it starts no new part, at
+    /// the stop margin it cancels the parts in flight, and either way hands the upload on to a
+    /// continuation; a transient failure does the same (after a delay), so the parts done are
+    /// never lost.
     pub(super) async fn upload_parts(
         &self,
         task: &ReplicationTask,
-        plan: Plan,
+        mut plan: Plan,
         guard: UploadGuard<D>,
         mut done: BTreeMap<u32, DonePart>,
-        hops: u32,
+        progress: Progress,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
         let total = plan.part_count();
         let todo: Vec<u32> = (1..=total).filter(|n| !done.contains_key(n)).collect();
+        let before = done.len();
         let margin = self.settings.deadline_margin;
-        // Every invocation copies at least one part, so a too-short deadline still progresses.
+        let stop_margin = self.settings.stop_margin;
+        let stop = self.stop_at(deadline);
+        // The slowest part so far, in ms; before one is timed, the part size at ASSUMED_RATE.
+        let slowest = AtomicU64::new(plan.part_size.saturating_mul(1000) / ASSUMED_RATE);
+        // Every invocation starts at least one part, so a too-short deadline still progresses.
         let mut first = true;
-        let schedule = move |_: &u32| {
+        let schedule = |_: &u32| {
+            let part_time = Duration::from_millis(slowest.load(Ordering::Relaxed));
+            let needed = margin.max(stop_margin + part_time * 2);
             let go = first
-                || deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= margin);
+                || deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= needed);
             first = false;
             std::future::ready(go)
         };
         let mut failure = None;
+        let mut stopped = false;
         {
             let results = stream::iter(todo)
                 .take_while(schedule)
                 .map(|n| self.copy_part(&plan, n))
-                .buffer_unordered(self.settings.part_concurrency.max(1));
+                .buffer_unordered(self.part_concurrency(plan.part_size));
             futures::pin_mut!(results);
-            while let Some(result) = results.next().await {
-                match result {
-                    Ok((n, part)) => {
+            loop {
+                let next = match stop {
+                    Some(stop) => {
+                        if let Ok(next) = tokio::time::timeout_at(stop, results.next()).await {
+                            next
+                        } else {
+                            // Dropping the stream cancels the parts in flight.
+                            stopped = true;
+                            break;
+                        }
+                    }
+                    None => results.next().await,
+                };
+                match next {
+                    None => break,
+                    Some(Ok((n, part, took))) => {
+                        slowest.fetch_max(millis(took), Ordering::Relaxed);
                         done.insert(n, part);
                     }
-                    Err(e) => {
+                    Some(Err(e)) => {
                         failure = Some(e);
                         break;
                     }
                 }
             }
         }
+        let progressed = done.len() > before;
         if let Some(error) = failure {
-            guard.abort().await;
-            return Err(error);
+            if !error.is_retryable() || error.kind.is_race() {
+                guard.abort().await;
+                return Err(error);
+            }
+            return self
+                .carry_on(task, &plan, guard, &done, progress, progressed, Some(error))
+                .await;
         }
         if done.len() < total as usize {
-            let continuation = Continuation {
-                upload_id: plan.upload_id.clone(),
-                dst_key: plan.dst_key.clone(),
-                src_key: plan.src_key.clone(),
-                src_etag: plan.src_etag.clone(),
-                src_size: plan.size,
-                src_crc64: plan.src_crc64,
-                part_size: plan.part_size,
-                parts: done
-                    .iter()
-                    .map(|(&part_number, part)| ContinuedPart {
-                        part_number,
-                        len: part.checksums.len,
-                        crc64: part.checksums.crc64_xz,
-                        crc64_nvme: part.checksums.crc64_nvme,
-                    })
-                    .collect(),
-                hops: hops + 1,
-            };
-            tracing::info!(
-                upload_id = %plan.upload_id, done = done.len(), total,
-                "deadline near; continuing in a new task"
-            );
-            guard.disarm();
-            let mut next = task.clone();
-            next.op = TaskOp::Put;
-            next.continuation = Some(continuation.to_value());
-            return Ok(Outcome::Continue(next));
+            if stopped {
+                tracing::info!(upload_id = %plan.upload_id, "deadline: the parts in flight were cancelled");
+            }
+            return self
+                .carry_on(task, &plan, guard, &done, progress, progressed, None)
+                .await;
         }
         let whole = done
             .values()
             .fold(BodyChecksums::empty(), |acc, p| acc.then(p.checksums));
-        if whole.len != plan.size {
+        if whole.len != plan.size() {
             guard.abort().await;
             return Err(ReplicationError::new(
                 FailureKind::ChecksumMismatch,
                 format!(
                     "the parts hold {} bytes, the source {}; nothing was written",
-                    whole.len, plan.size
+                    whole.len,
+                    plan.size()
                 ),
             ));
         }
-        if let Err(e) = self.verify(&plan.src_bucket, &plan.src_key, plan.src_crc64, whole) {
+        if let Err(e) = self.verify(
+            &plan.src_bucket,
+            &plan.target.src_key,
+            plan.target.version.crc64,
+            whole,
+        ) {
             guard.abort().await;
             return Err(e);
         }
         let parts: Vec<CompletedPart> = done
-            .into_iter()
-            .map(|(part_number, part)| CompletedPart {
+            .iter()
+            .map(|(&part_number, part)| CompletedPart {
                 part_number,
-                etag: part.etag,
+                etag: part.etag.clone(),
                 checksums: part.checksums,
             })
             .collect();
         let dst_bucket = &self.settings.dst_bucket;
-        match self
-            .sink
-            .complete_multipart_upload(dst_bucket, &plan.dst_key, &plan.upload_id, &parts, whole)
-            .await
-        {
-            Ok(_) => {
+        let (dst_key, upload_id, marker) = (
+            plan.target.dst_key.clone(),
+            plan.upload_id.clone(),
+            plan.target.marker.clone(),
+        );
+        let src_bucket = plan.src_bucket.clone();
+        let result = self
+            .write_guarded(&src_bucket, &mut plan.target, true, |condition| {
+                let (dst_key, upload_id, marker, parts) = (&dst_key, &upload_id, &marker, &parts);
+                async move {
+                    match self
+                        .sink
+                        .complete_multipart_upload(
+                            dst_bucket, dst_key, upload_id, parts, whole, &condition,
+                        )
+                        .await
+                    {
+                        // An earlier attempt may have completed the upload and lost the answer.
+                        Err(e)
+                            if e.is_not_found()
+                                && matches!(
+                                    self.destination(dst_key, marker).await,
+                                    Ok(Destination::Replicated)
+                                ) =>
+                        {
+                            Ok(WriteOutput {
+                                etag: String::new(),
+                            })
+                        }
+                        other => other,
+                    }
+                }
+            })
+            .await;
+        match result {
+            Ok(Written::Written) => {
                 guard.disarm();
                 Ok(Outcome::Copied {
-                    bytes: plan.size,
+                    bytes: plan.size(),
                     multipart: true,
                     parts: total,
                 })
             }
-            Err(e) => {
-                // An earlier attempt may have completed the upload and lost the answer.
-                if e.is_not_found() && self.destination_holds(&plan).await {
-                    guard.disarm();
-                    return Ok(Outcome::Copied {
-                        bytes: plan.size,
-                        multipart: true,
-                        parts: total,
-                    });
-                }
+            Ok(Written::AlreadyThere) => {
                 guard.abort().await;
-                Err(ReplicationError::from_sink(e))
+                Ok(Outcome::Skipped(SkipReason::AlreadyReplicated))
+            }
+            // Every part is uploaded: a later invocation only has to complete.
+            Err(e) if e.is_retryable() && !e.kind.is_race() => {
+                self.carry_on(task, &plan, guard, &done, progress, true, Some(e))
+                    .await
+            }
+            Err(e) => {
+                guard.abort().await;
+                Err(e)
             }
         }
     }
 
-    /// Whether the destination already holds the plan's source version (by its marker).
-    async fn destination_holds(&self, plan: &Plan) -> bool {
-        let Ok(existing) = self
-            .sink
-            .head_object(&self.settings.dst_bucket, &plan.dst_key)
-            .await
-        else {
-            return false;
+    /// Hands the upload on to a continuation task carrying the parts done; after a transient
+    /// `error`, with a delay that grows while invocations make no progress, until the copy is
+    /// abandoned after [`Continuation::MAX_STALLS`] of them.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the state of one multipart copy, passed along as it is"
+    )]
+    async fn carry_on(
+        &self,
+        task: &ReplicationTask,
+        plan: &Plan,
+        guard: UploadGuard<D>,
+        done: &BTreeMap<u32, DonePart>,
+        progress: Progress,
+        progressed: bool,
+        error: Option<ReplicationError>,
+    ) -> Result<Outcome, ReplicationError> {
+        let stalls = if progressed { 0 } else { progress.stalls + 1 };
+        if stalls > Continuation::MAX_STALLS {
+            guard.abort().await;
+            return Err(error.unwrap_or_else(|| {
+                ReplicationError::new(
+                    FailureKind::DeadlineReached,
+                    format!(
+                        "{} invocations in a row finished no part of {} bytes before their deadline; raise the function timeout or lower PART_SIZE_MIB",
+                        stalls,
+                        plan.part_size
+                    ),
+                )
+            }));
+        }
+        let delay = match &error {
+            None => Duration::ZERO,
+            Some(error) => FIRST_RETRY_DELAY
+                .saturating_mul(1 << stalls.min(8))
+                .max(error.retry_after.unwrap_or_default())
+                .min(MAX_RETRY_DELAY),
         };
-        let meta = &existing.user_metadata;
-        meta.get(MARKER_SOURCE)
-            == Some(&source_url(
-                self.source.scheme(),
-                &plan.src_bucket,
-                &plan.src_key,
-            ))
-            && meta.get(MARKER_ETAG).map(String::as_str) == Some(unquote_etag(&plan.src_etag))
-            && meta.get(MARKER_SIZE) == Some(&plan.size.to_string())
+        let (dst_if_absent, dst_if_match) = match &plan.target.condition {
+            WriteCondition::IfAbsent => (true, None),
+            WriteCondition::IfMatch(etag) => (false, Some(etag.clone())),
+            WriteCondition::None => (false, None),
+        };
+        let version = &plan.target.version;
+        let continuation = Continuation {
+            upload_id: plan.upload_id.clone(),
+            dst_key: plan.target.dst_key.clone(),
+            src_key: plan.target.src_key.clone(),
+            src_etag: version.etag.clone(),
+            src_size: version.size,
+            src_crc64: version.crc64,
+            src_meta: Some(version.meta.clone()),
+            dst_if_absent,
+            dst_if_match,
+            part_size: plan.part_size,
+            parts: done
+                .iter()
+                .map(|(&part_number, part)| ContinuedPart {
+                    part_number,
+                    len: part.checksums.len,
+                    crc64: part.checksums.crc64_xz,
+                    crc64_nvme: part.checksums.crc64_nvme,
+                })
+                .collect(),
+            hops: progress.hops + 1,
+            stalls,
+        };
+        match &error {
+            None => tracing::info!(
+                upload_id = %plan.upload_id, done = done.len(), total = plan.part_count(),
+                "deadline near; continuing in a new task"
+            ),
+            Some(error) => tracing::warn!(
+                upload_id = %plan.upload_id, done = done.len(), total = plan.part_count(),
+                stalls, delay_s = delay.as_secs(), reason = %error.reason,
+                "transient failure; continuing in a new task with the parts done"
+            ),
+        }
+        guard.disarm();
+        let mut next = task.clone();
+        next.op = TaskOp::Put;
+        next.continuation = Some(continuation.to_value());
+        Ok(Outcome::Continue { task: next, delay })
     }
 }
 
@@ -329,12 +464,19 @@ mod tests {
     fn plan_ranges_cover_the_object_exactly() {
         let plan = Plan {
             src_bucket: String::new(),
-            src_key: String::new(),
-            src_etag: String::new(),
-            size: 25,
-            src_crc64: None,
+            target: Target {
+                src_key: String::new(),
+                version: super::super::marker::SourceVersion {
+                    etag: String::new(),
+                    size: 25,
+                    crc64: None,
+                    meta: String::new(),
+                },
+                dst_key: String::new(),
+                marker: BTreeMap::new(),
+                condition: WriteCondition::None,
+            },
             part_size: 10,
-            dst_key: String::new(),
             upload_id: String::new(),
         };
         assert_eq!(plan.part_count(), 3);

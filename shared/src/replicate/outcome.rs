@@ -24,9 +24,16 @@ pub enum Outcome {
     Skipped(SkipReason),
     /// The destination object was deleted.
     Deleted,
-    /// The copy was interrupted by the deadline: enqueue this task (it carries a
-    /// [`Continuation`]); the original message is done.
-    Continue(ReplicationTask),
+    /// The copy was interrupted (by the deadline, or by a transient failure after some parts
+    /// were done): enqueue `task`, which carries a
+    /// [`Continuation`](super::Continuation), after `delay`; the original message is done.
+    Continue {
+        /// The continuation task.
+        task: ReplicationTask,
+        /// How long to wait before it runs: zero after a deadline, growing after transient
+        /// failures.
+        delay: std::time::Duration,
+    },
 }
 
 /// Why a task needed no work.

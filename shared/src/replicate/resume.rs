@@ -5,12 +5,13 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::time::Instant;
 
 use super::continuation::Continuation;
-use super::engine::Replicator;
+use super::engine::{Replicator, Target};
 use super::error::{FailureKind, ReplicationError};
 use super::guard::UploadGuard;
-use super::multipart::{DonePart, Plan};
+use super::marker::{SourceVersion, metadata_digest};
+use super::multipart::{DonePart, Plan, Progress};
 use super::outcome::{Outcome, SkipReason};
-use crate::store::{BodyChecksums, ObjectSink, ObjectSource};
+use crate::store::{BodyChecksums, ObjectSink, ObjectSource, WriteCondition, same_etag};
 use crate::task::ReplicationTask;
 
 impl<S, D> Replicator<S, D>
@@ -18,24 +19,45 @@ where
     S: ObjectSource,
     D: ObjectSink + Clone + 'static,
 {
-    /// Resumes a multipart copy from a continuation.
+    /// Resumes a multipart copy from a continuation. The continuation's keys are checked
+    /// against the task, not trusted: its source key must be one of the task's key candidates,
+    /// and its destination key the one the settings derive from it.
+    ///
+    /// A transient failure here (HEAD, ListParts, expired credentials) keeps the upload, so
+    /// that the message's retry resumes it; only a permanent failure or a changed source aborts
+    /// it.
     pub(super) async fn resume(
         &self,
         task: &ReplicationTask,
         value: &serde_json::Value,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
-        let continuation = Continuation::from_value(value).map_err(|e| {
-            ReplicationError::new(
-                FailureKind::InvalidTask,
-                format!("the task's continuation cannot be read: {e}"),
-            )
-        })?;
+        let invalid = |reason: String| ReplicationError::new(FailureKind::InvalidTask, reason);
+        let continuation = Continuation::from_value(value)
+            .map_err(|e| invalid(format!("the task's continuation cannot be read: {e}")))?;
+        if !task
+            .source
+            .key_candidates()
+            .iter()
+            .any(|k| *k == continuation.src_key)
+        {
+            return Err(invalid(format!(
+                "the continuation copies source key {:?}, which is not the task's key {:?}",
+                continuation.src_key, task.source.key
+            )));
+        }
+        let dst_key = self.destination_key(&continuation.src_key)?;
         let dst_bucket = &self.settings.dst_bucket;
+        if dst_key != continuation.dst_key {
+            return Err(invalid(format!(
+                "the continuation writes destination key {:?}, but the source key maps to {dst_key:?}",
+                continuation.dst_key
+            )));
+        }
         let guard = UploadGuard::new(
             self.sink.clone(),
             dst_bucket,
-            &continuation.dst_key,
+            &dst_key,
             &continuation.upload_id,
         );
         let mut fresh = task.clone();
@@ -51,19 +73,22 @@ where
                 guard.abort().await;
                 return Ok(Outcome::Skipped(SkipReason::SourceGone));
             }
-            Err(e) => {
-                guard.abort().await;
-                return Err(ReplicationError::from_source(e));
-            }
+            Err(e) => return Err(keep_if_transient(guard, ReplicationError::from_source(e)).await),
         };
-        if attributes.etag != continuation.src_etag || attributes.size != continuation.src_size {
+        let changed = !same_etag(&attributes.etag, &continuation.src_etag)
+            || attributes.size != continuation.src_size
+            || continuation
+                .src_meta
+                .as_ref()
+                .is_some_and(|meta| *meta != metadata_digest(&attributes));
+        if changed {
             tracing::info!(key = %continuation.src_key, "source changed since the copy began; restarting");
             guard.abort().await;
             return self.copy(&fresh, deadline).await;
         }
         let listed = match self
             .sink
-            .list_parts(dst_bucket, &continuation.dst_key, &continuation.upload_id)
+            .list_parts(dst_bucket, &dst_key, &continuation.upload_id)
             .await
         {
             Ok(parts) => parts,
@@ -72,30 +97,46 @@ where
                 guard.disarm();
                 return self.copy(&fresh, deadline).await;
             }
-            Err(e) => {
-                guard.abort().await;
-                return Err(ReplicationError::from_sink(e));
-            }
+            Err(e) => return Err(keep_if_transient(guard, ReplicationError::from_sink(e)).await),
         };
+        let version = SourceVersion {
+            etag: continuation.src_etag.clone(),
+            size: continuation.src_size,
+            crc64: continuation.src_crc64.or(attributes.crc64),
+            meta: continuation
+                .src_meta
+                .clone()
+                .unwrap_or_else(|| metadata_digest(&attributes)),
+        };
+        let condition = match (&continuation.dst_if_match, continuation.dst_if_absent) {
+            (Some(etag), _) => WriteCondition::IfMatch(etag.clone()),
+            (None, true) => WriteCondition::IfAbsent,
+            (None, false) => WriteCondition::None,
+        };
+        let marker = version.marker(
+            self.source.scheme(),
+            src_bucket,
+            &continuation.src_key,
+            None,
+        );
         let plan = Plan {
             src_bucket: src_bucket.clone(),
-            src_key: continuation.src_key.clone(),
-            src_etag: continuation.src_etag.clone(),
-            size: continuation.src_size,
-            src_crc64: continuation.src_crc64.or(attributes.crc64),
+            target: Target {
+                src_key: continuation.src_key.clone(),
+                version,
+                dst_key,
+                marker,
+                condition,
+            },
             part_size: continuation.part_size,
-            dst_key: continuation.dst_key.clone(),
             upload_id: continuation.upload_id.clone(),
         };
         if plan.part_size == 0 || plan.part_count() > self.sink.limits().max_parts {
             guard.abort().await;
-            return Err(ReplicationError::new(
-                FailureKind::InvalidTask,
-                format!(
-                    "the continuation's part size {} is unusable",
-                    plan.part_size
-                ),
-            ));
+            return Err(invalid(format!(
+                "the continuation's part size {} is unusable",
+                plan.part_size
+            )));
         }
         // Keep the recorded parts that the sink holds with the recorded length; anything else
         // is uploaded again (which replaces a part of the same number).
@@ -129,7 +170,24 @@ where
             upload_id = %plan.upload_id, kept = done.len(), total = plan.part_count(),
             "resuming a multipart copy"
         );
-        self.upload_parts(task, plan, guard, done, continuation.hops, deadline)
+        let progress = Progress {
+            hops: continuation.hops,
+            stalls: continuation.stalls,
+        };
+        self.upload_parts(task, plan, guard, done, progress, deadline)
             .await
     }
+}
+
+/// A transient `error` leaves the upload for the retry to resume; a permanent one aborts it.
+async fn keep_if_transient<D: ObjectSink + Clone + 'static>(
+    guard: UploadGuard<D>,
+    error: ReplicationError,
+) -> ReplicationError {
+    if error.is_retryable() {
+        guard.disarm();
+    } else {
+        guard.abort().await;
+    }
+    error
 }

@@ -26,15 +26,28 @@ pub struct CopySettings {
     /// Objects up to this many bytes are copied with one GET and one PUT, larger ones with a
     /// multipart upload (default 16 MiB; at most the sink's single-PUT limit).
     pub multipart_threshold: u64,
-    /// The most parts in flight at once (default 8). Memory is about this × `part_size`.
+    /// The most parts of one object in flight at once (default 8); fewer when the memory
+    /// budget does not hold that many parts.
     pub part_concurrency: usize,
+    /// The most bytes of object data held in memory at once by this engine, over every copy it
+    /// runs (default 512 MiB). Each part, and each object copied with one PUT, holds its size
+    /// until it is written; a part larger than the whole budget runs alone.
+    pub memory_budget: u64,
     /// How to restore archived source objects; `None` (the default) fails them permanently.
     pub restore: Option<RestoreSettings>,
     /// Whether delete tasks delete destination objects (default `false`: they are skipped).
     pub replicate_deletes: bool,
     /// When less than this remains before the deadline, no new parts are started and the copy
-    /// continues in a new task (default 30 s).
+    /// continues in a new task (default 30 s). The engine raises it for parts that take longer
+    /// (twice the slowest part so far, or the part size at 8 MiB/s).
     pub deadline_margin: Duration,
+    /// When this little remains before the deadline, the parts still in flight are cancelled
+    /// and the continuation carries the parts done (default 10 s); a single PUT still in
+    /// flight fails retryably, without writing anything.
+    pub stop_margin: Duration,
+    /// The source buckets the engine may read; a task naming another bucket fails permanently.
+    /// Empty (the default) allows any bucket.
+    pub source_buckets: Vec<String>,
     /// How one source read (a part, or a small object) is retried before the copy fails
     /// (default 3 attempts, 100 ms doubling up to 2 s).
     pub read_retry: RetryPolicy,
@@ -47,8 +60,12 @@ impl CopySettings {
     pub const DEFAULT_MULTIPART_THRESHOLD: u64 = 16 * MIB;
     /// The default number of parts in flight: 8.
     pub const DEFAULT_PART_CONCURRENCY: usize = 8;
+    /// The default memory budget: 512 MiB.
+    pub const DEFAULT_MEMORY_BUDGET: u64 = 512 * MIB;
     /// The default deadline margin: 30 s.
     pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(30);
+    /// The default stop margin: 10 s.
+    pub const DEFAULT_STOP_MARGIN: Duration = Duration::from_secs(10);
     /// The default source read retries: 3 attempts, 100 ms doubling up to 2 s.
     pub const DEFAULT_READ_RETRY: RetryPolicy =
         RetryPolicy::new(3, Duration::from_millis(100), Duration::from_secs(2));
@@ -64,9 +81,12 @@ impl CopySettings {
             part_size: Self::DEFAULT_PART_SIZE,
             multipart_threshold: Self::DEFAULT_MULTIPART_THRESHOLD,
             part_concurrency: Self::DEFAULT_PART_CONCURRENCY,
+            memory_budget: Self::DEFAULT_MEMORY_BUDGET,
             restore: None,
             replicate_deletes: false,
             deadline_margin: Self::DEFAULT_DEADLINE_MARGIN,
+            stop_margin: Self::DEFAULT_STOP_MARGIN,
+            source_buckets: Vec::new(),
             read_retry: Self::DEFAULT_READ_RETRY,
         }
     }
@@ -104,6 +124,9 @@ mod tests {
         assert_eq!(s.multipart_threshold, 16 * MIB);
         assert_eq!(s.part_concurrency, 8);
         assert_eq!(s.deadline_margin, Duration::from_secs(30));
+        assert_eq!(s.stop_margin, Duration::from_secs(10));
+        assert_eq!(s.memory_budget, 512 * MIB);
+        assert!(s.source_buckets.is_empty());
         assert!(s.restore.is_none() && !s.replicate_deletes);
     }
 }

@@ -41,13 +41,22 @@ where
 pub(super) fn classify(status: Option<u16>, code: Option<&str>) -> StoreErrorKind {
     match code.unwrap_or("") {
         "NoSuchKey" | "NoSuchBucket" | "NoSuchUpload" | "NotFound" => StoreErrorKind::NotFound,
-        "PreconditionFailed" => StoreErrorKind::PreconditionFailed,
+        // 409 ConditionalRequestConflict: a conditional write raced another write to the key;
+        // the writer should look again, as after a failed precondition.
+        "PreconditionFailed" | "ConditionalRequestConflict" => StoreErrorKind::PreconditionFailed,
         "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken" => {
             StoreErrorKind::InvalidCredentials
         }
         "InvalidObjectState" => StoreErrorKind::InvalidObjectState,
         "SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" => {
             StoreErrorKind::Throttled
+        }
+        // Transient whatever the status: RequestTimeout (400, the upload was too slow),
+        // OperationAborted (409, a conflicting operation on the bucket or key), and InternalError
+        // (also inside a 200 CompleteMultipartUpload answer, which the SDK turns into an error
+        // with status 200; https://repost.aws/knowledge-center/s3-resolve-200-internalerror).
+        "RequestTimeout" | "OperationAborted" | "InternalError" | "ServiceUnavailable" => {
+            StoreErrorKind::Unavailable
         }
         "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch" | "InvalidChecksum" => {
             StoreErrorKind::ChecksumMismatch
@@ -105,6 +114,23 @@ mod tests {
         assert_eq!(
             classify(Some(403), Some("AccessDenied")),
             StoreErrorKind::AccessDenied
+        );
+    }
+
+    #[test]
+    fn transient_s3_errors_are_retryable_whatever_their_status() {
+        for (status, code) in [
+            (400, "RequestTimeout"),
+            (409, "OperationAborted"),
+            (200, "InternalError"),
+            (503, "ServiceUnavailable"),
+        ] {
+            let kind = classify(Some(status), Some(code));
+            assert!(kind.is_retryable(), "{status} {code} is {kind:?}");
+        }
+        assert_eq!(
+            classify(Some(409), Some("ConditionalRequestConflict")),
+            StoreErrorKind::PreconditionFailed
         );
     }
 }

@@ -51,7 +51,7 @@ use crate::store::{
     ArchiveState, ContentHeaders, GetOutput, GetRequest, ListPage, ListRequest, ListedObject,
     ObjectAttributes, ObjectKind, ObjectSource, ObjectStore, PartLimits, RestoreArchived,
     RestoreRequest, RestoreStatus, RestoreTier, StorageClass, StoreError, StoreErrorKind,
-    Unsupported,
+    Unsupported, unquote_etag,
 };
 
 /// The S3 client configuration this crate expects: derived from `sdk`, with path-style
@@ -227,15 +227,35 @@ impl ObjectStore for S3Store {
         Ok(attributes_from!(&output))
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        self.client
+    /// With `if_match`, S3 deletes only while the object has that ETag: 412 otherwise, and 404
+    /// `NoSuchKey` when it is already gone, which counts as deleted
+    /// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html>; the
+    /// caller needs `s3:GetObject` as well as `s3:DeleteObject`).
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
             .delete_object()
             .bucket(bucket)
             .key(key)
+            .set_if_match(if_match.map(|etag| format!("\"{}\"", unquote_etag(etag))))
             .send()
-            .await
-            .map_err(|e| sdk_error("DeleteObject", bucket, Some(key), e))?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let error = sdk_error("DeleteObject", bucket, Some(key), e);
+                if if_match.is_some() && error.is_not_found() {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }
+        }
     }
 
     async fn list_objects(
@@ -394,7 +414,7 @@ impl RestoreArchived for S3Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{BodyChecksums, ObjectSink, WriteRequest};
+    use crate::store::{BodyChecksums, ObjectSink, WriteCondition, WriteRequest};
 
     /// Answers `requests` HTTP requests on 127.0.0.1 with 200 and an ETag, one per connection,
     /// and returns the request heads (lower-cased) in order.
@@ -458,7 +478,14 @@ mod tests {
         let checksums = BodyChecksums::of(&body);
         let request = WriteRequest::default();
         store
-            .put_object("b", "k", body.clone(), checksums, &request)
+            .put_object(
+                "b",
+                "k",
+                body.clone(),
+                checksums,
+                &request,
+                &WriteCondition::None,
+            )
             .await
             .expect("put");
         store

@@ -11,9 +11,45 @@ use super::compat::{ListPartsRootFix, S3Compat};
 use super::error::{sdk_error, target};
 use super::{S3Store, checksum_b64, s3_class};
 use crate::store::{
-    BodyChecksums, CompletedPart, Encryption, ObjectSink, PartInfo, PartLimits, StoreError,
-    StoreErrorKind, WriteOutput, WriteRequest,
+    BodyChecksums, CompletedPart, ConditionalWrites, Encryption, ObjectSink, PartInfo, PartLimits,
+    StoreError, StoreErrorKind, WriteCondition, WriteOutput, WriteRequest, unquote_etag,
 };
+
+/// Applies a [`WriteCondition`] to a PutObject or CompleteMultipartUpload builder: S3's
+/// conditional writes, `If-None-Match: *` and `If-Match: <ETag>`
+/// (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html>). A failed
+/// condition is 412 `PreconditionFailed`; a write racing another conditional write is 409
+/// `ConditionalRequestConflict`; both arrive as [`StoreErrorKind::PreconditionFailed`].
+macro_rules! apply_condition {
+    ($call:expr, $condition:expr) => {{
+        let call = $call;
+        match $condition {
+            WriteCondition::None => call,
+            WriteCondition::IfAbsent => call.if_none_match("*"),
+            WriteCondition::IfMatch(etag) => call.if_match(quoted(etag)),
+        }
+    }};
+}
+
+fn quoted(etag: &str) -> String {
+    format!("\"{}\"", unquote_etag(etag))
+}
+
+/// `If-Match` on a key that no longer exists is 404 `NoSuchKey` on S3: for a conditional write
+/// that is a failed precondition (the object changed), not a missing bucket.
+fn condition_error(error: StoreError, condition: &WriteCondition) -> StoreError {
+    if matches!(condition, WriteCondition::IfMatch(_)) && error.is_not_found() {
+        StoreError::new(
+            StoreErrorKind::PreconditionFailed,
+            error.operation(),
+            error.target().to_owned(),
+            format!("the object to replace is gone: {}", error.message()),
+        )
+        .with_source(error)
+    } else {
+        error
+    }
+}
 
 /// Applies a [`WriteRequest`] to a PutObject or CreateMultipartUpload builder.
 macro_rules! apply_write_request {
@@ -58,6 +94,17 @@ impl ObjectSink for S3Store {
         self.limits
     }
 
+    /// S3 enforces every condition. moto (5.x) ignores `If-Match` on CompleteMultipartUpload.
+    fn conditional_writes(&self) -> ConditionalWrites {
+        match self.compat {
+            S3Compat::Aws => ConditionalWrites::ALL,
+            S3Compat::Moto => ConditionalWrites {
+                complete_if_match: false,
+                ..ConditionalWrites::ALL
+            },
+        }
+    }
+
     async fn put_object(
         &self,
         bucket: &str,
@@ -65,6 +112,7 @@ impl ObjectSink for S3Store {
         body: Bytes,
         checksums: BodyChecksums,
         request: &WriteRequest,
+        condition: &WriteCondition,
     ) -> Result<WriteOutput, StoreError> {
         let len = i64::try_from(body.len()).unwrap_or(i64::MAX);
         let call = self
@@ -76,12 +124,14 @@ impl ObjectSink for S3Store {
             .content_length(len)
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_crc64_nvme(checksum_b64(checksums.crc64_nvme));
-        let output = apply_write_request!(call, request)
+        let output = apply_condition!(apply_write_request!(call, request), condition)
             .customize()
             .disable_payload_signing()
             .send()
             .await
-            .map_err(|e| sdk_error("PutObject", bucket, Some(key), e))?;
+            .map_err(|e| {
+                condition_error(sdk_error("PutObject", bucket, Some(key), e), condition)
+            })?;
         Ok(WriteOutput {
             etag: output.e_tag().unwrap_or_default().to_owned(),
         })
@@ -154,6 +204,7 @@ impl ObjectSink for S3Store {
         upload_id: &str,
         parts: &[CompletedPart],
         whole: BodyChecksums,
+        condition: &WriteCondition,
     ) -> Result<WriteOutput, StoreError> {
         let parts = parts
             .iter()
@@ -165,7 +216,7 @@ impl ObjectSink for S3Store {
                     .build()
             })
             .collect();
-        let output = self
+        let call = self
             .client
             .complete_multipart_upload()
             .bucket(bucket)
@@ -177,7 +228,8 @@ impl ObjectSink for S3Store {
                     .build(),
             )
             .checksum_type(ChecksumType::FullObject)
-            .checksum_crc64_nvme(checksum_b64(whole.crc64_nvme))
+            .checksum_crc64_nvme(checksum_b64(whole.crc64_nvme));
+        let output = apply_condition!(call, condition)
             .send()
             .await
             .map_err(|e| sdk_error("CompleteMultipartUpload", bucket, Some(key), e))?;

@@ -33,10 +33,10 @@ pub use error::{BoxError, StoreError, StoreErrorKind};
 #[cfg(feature = "memory")]
 pub use memory::MemoryStore;
 pub use types::{
-    ArchiveState, BodyChecksums, ByteStream, CompletedPart, ContentHeaders, Encryption, GetOutput,
-    GetRequest, ListPage, ListRequest, ListedObject, ObjectAttributes, ObjectKind, PartInfo,
-    PartLimits, RestoreRequest, RestoreStatus, RestoreTier, StorageClass, WriteOutput,
-    WriteRequest, same_etag, unquote_etag,
+    ArchiveState, BodyChecksums, ByteStream, CompletedPart, ConditionalWrites, ContentHeaders,
+    Encryption, GetOutput, GetRequest, ListPage, ListRequest, ListedObject, ObjectAttributes,
+    ObjectKind, PartInfo, PartLimits, RestoreRequest, RestoreStatus, RestoreTier, StorageClass,
+    WriteCondition, WriteOutput, WriteRequest, same_etag, unquote_etag,
 };
 
 /// Operations every store offers.
@@ -62,11 +62,14 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
     ) -> impl Future<Output = Result<ObjectAttributes, StoreError>> + Send;
 
-    /// DeleteObject. Succeeds also when the object does not exist.
+    /// DeleteObject. Succeeds also when the object does not exist. With `if_match`, only if the
+    /// object still has that ETag (where [`ConditionalWrites::delete_if_match`] says the service
+    /// enforces it): otherwise [`StoreErrorKind::PreconditionFailed`].
     fn delete_object(
         &self,
         bucket: &str,
         key: &str,
+        if_match: Option<&str>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// One page of ListObjectsV2: keys in UTF-8 byte order.
@@ -93,9 +96,13 @@ pub trait ObjectSink: ObjectStore {
     /// The store's size limits.
     fn limits(&self) -> PartLimits;
 
-    /// PutObject with an in-memory body whose checksums the caller computed. A body that does
-    /// not match them is refused with [`StoreErrorKind::ChecksumMismatch`] where the service
-    /// verifies (S3) or reports (OSS) checksums.
+    /// Which write conditions the service enforces.
+    fn conditional_writes(&self) -> ConditionalWrites;
+
+    /// PutObject with an in-memory body whose checksums the caller computed, if `condition`
+    /// holds. A body that does not match the checksums is refused with
+    /// [`StoreErrorKind::ChecksumMismatch`] where the service verifies (S3) or reports (OSS)
+    /// checksums.
     fn put_object(
         &self,
         bucket: &str,
@@ -103,6 +110,7 @@ pub trait ObjectSink: ObjectStore {
         body: Bytes,
         checksums: BodyChecksums,
         request: &WriteRequest,
+        condition: &WriteCondition,
     ) -> impl Future<Output = Result<WriteOutput, StoreError>> + Send;
 
     /// CreateMultipartUpload: returns the upload ID.
@@ -125,7 +133,7 @@ pub trait ObjectSink: ObjectStore {
     ) -> impl Future<Output = Result<PartInfo, StoreError>> + Send;
 
     /// CompleteMultipartUpload with `parts` (in part-number order) and the whole object's
-    /// checksums.
+    /// checksums, if `condition` holds (the upload stays when it does not).
     fn complete_multipart_upload(
         &self,
         bucket: &str,
@@ -133,6 +141,7 @@ pub trait ObjectSink: ObjectStore {
         upload_id: &str,
         parts: &[CompletedPart],
         whole: BodyChecksums,
+        condition: &WriteCondition,
     ) -> impl Future<Output = Result<WriteOutput, StoreError>> + Send;
 
     /// AbortMultipartUpload: discards the upload and its parts. Succeeds when the upload is

@@ -375,6 +375,67 @@ impl BodyChecksums {
     }
 }
 
+/// A condition on a write (PutObject, CompleteMultipartUpload): the write happens only if the
+/// destination is still as the writer last saw it, so a slow writer never replaces a newer
+/// object. A failed condition is [`StoreErrorKind::PreconditionFailed`](super::StoreErrorKind).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// Write unconditionally.
+    #[default]
+    None,
+    /// Only if no object exists at the key (S3 `If-None-Match: *`, OSS
+    /// `x-oss-forbid-overwrite: true`).
+    IfAbsent,
+    /// Only if the object at the key still has this ETag (S3 `If-Match`).
+    IfMatch(String),
+}
+
+/// Which conditions a sink's service enforces (see [`WriteCondition`]). The engine protects
+/// every write it can, and re-checks the source after a write it cannot protect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "four independent capabilities of a service, not the states of one"
+)]
+pub struct ConditionalWrites {
+    /// [`WriteCondition::IfAbsent`] on PutObject and CompleteMultipartUpload.
+    pub if_absent: bool,
+    /// [`WriteCondition::IfMatch`] on PutObject.
+    pub put_if_match: bool,
+    /// [`WriteCondition::IfMatch`] on CompleteMultipartUpload.
+    pub complete_if_match: bool,
+    /// `If-Match` on DeleteObject.
+    pub delete_if_match: bool,
+}
+
+impl ConditionalWrites {
+    /// A service that enforces no condition at all.
+    pub const NONE: Self = Self {
+        if_absent: false,
+        put_if_match: false,
+        complete_if_match: false,
+        delete_if_match: false,
+    };
+
+    /// A service that enforces every condition (S3).
+    pub const ALL: Self = Self {
+        if_absent: true,
+        put_if_match: true,
+        complete_if_match: true,
+        delete_if_match: true,
+    };
+
+    /// Whether `condition` is enforced on a PUT (`multipart`: on CompleteMultipartUpload).
+    pub fn enforces(&self, condition: &WriteCondition, multipart: bool) -> bool {
+        match condition {
+            WriteCondition::None => true,
+            WriteCondition::IfAbsent => self.if_absent,
+            WriteCondition::IfMatch(_) if multipart => self.complete_if_match,
+            WriteCondition::IfMatch(_) => self.put_if_match,
+        }
+    }
+}
+
 /// The answer to a write (PUT or CompleteMultipartUpload).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOutput {

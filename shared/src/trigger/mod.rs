@@ -216,6 +216,7 @@ impl OssEvent {
                 .as_ref()
                 .and_then(|r| r.request_id.clone()),
             continuation: None,
+            not_before: None,
         }
     }
 }

@@ -15,7 +15,7 @@ use transfer::replicate::{
 };
 use transfer::store::{
     BodyChecksums, GetRequest, ListRequest, ObjectAttributes, ObjectSink, ObjectSource,
-    ObjectStore, StorageClass, Symlinks, WriteRequest, unquote_etag,
+    ObjectStore, StorageClass, Symlinks, WriteCondition, WriteRequest, unquote_etag,
 };
 use transfer::task::ReplicationTask;
 
@@ -63,7 +63,7 @@ pub(crate) trait Pair {
         async move {
             let written = self
                 .src()
-                .put_object(SRC, key, body, checksums, request)
+                .put_object(SRC, key, body, checksums, request, &WriteCondition::None)
                 .await
                 .expect("seeded");
             unquote_etag(&written.etag).to_owned()
@@ -294,16 +294,22 @@ pub(crate) async fn continues_across_invocations_when_the_deadline_nears(pair: &
     let body = data(pair.part() * 3 + 5, 4);
     pair.seed("long/object.bin", &body, &WriteRequest::default())
         .await;
+    // The margin is never met, so each invocation starts one part only; the stop margin is
+    // zero, so that part may run to the (generous) deadline.
     let settings = CopySettings {
         deadline_margin: Duration::from_hours(1),
+        stop_margin: Duration::ZERO,
         ..pair.settings()
     };
     let engine = pair.engine(settings);
     let first = engine
-        .replicate(&task("long/object.bin"), Some(Instant::now()))
+        .replicate(
+            &task("long/object.bin"),
+            Some(Instant::now() + Duration::from_secs(30)),
+        )
         .await
         .expect("continues");
-    let Outcome::Continue(next) = first else {
+    let Outcome::Continue { task: next, .. } = first else {
         panic!("expected a continuation, got {first:?}");
     };
     let continuation =
@@ -381,7 +387,7 @@ pub(crate) async fn deletes_only_objects_carrying_this_sources_marker(pair: &imp
         .await
         .expect("copied");
     pair.src()
-        .delete_object(SRC, "del/mine.txt")
+        .delete_object(SRC, "del/mine.txt", None)
         .await
         .expect("deleted at the source");
     let outcome = engine
@@ -399,6 +405,7 @@ pub(crate) async fn deletes_only_objects_carrying_this_sources_marker(pair: &imp
             foreign.clone(),
             BodyChecksums::of(&foreign),
             &WriteRequest::default(),
+            &WriteCondition::None,
         )
         .await
         .expect("a foreign object");

@@ -61,6 +61,15 @@ impl OssError {
         )
     }
 
+    /// 409 `FileAlreadyExists`: a write with `x-oss-forbid-overwrite: true` to a key in use.
+    pub(crate) fn file_already_exists() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "FileAlreadyExists",
+            "The object you specified already exists and can not be overwritten.",
+        )
+    }
+
     /// 404 NoSuchUpload.
     pub(crate) fn no_such_upload() -> Self {
         Self::new(

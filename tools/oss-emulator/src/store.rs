@@ -376,14 +376,41 @@ impl Store {
     pub(crate) fn put(
         &self,
         bucket: &str,
-        mut meta: ObjectMeta,
+        meta: ObjectMeta,
         blob: Blob,
     ) -> Result<Option<Object>, OssError> {
+        self.put_with(bucket, meta, blob, false)
+    }
+
+    /// Stores an object only if none exists at its key, checked and written under one lock, as
+    /// `x-oss-forbid-overwrite: true` asks: otherwise 409 `FileAlreadyExists` and the blob is
+    /// discarded.
+    pub(crate) fn put_new(
+        &self,
+        bucket: &str,
+        meta: ObjectMeta,
+        blob: Blob,
+    ) -> Result<Option<Object>, OssError> {
+        self.put_with(bucket, meta, blob, true)
+    }
+
+    fn put_with(
+        &self,
+        bucket: &str,
+        mut meta: ObjectMeta,
+        blob: Blob,
+        exclusive: bool,
+    ) -> Result<Option<Object>, OssError> {
         let mut buckets = lock(&self.buckets);
-        let objects = &mut buckets
-            .get_mut(bucket)
-            .ok_or_else(OssError::no_such_bucket)?
-            .objects;
+        let Some(state) = buckets.get_mut(bucket) else {
+            Self::discard([blob]);
+            return Err(OssError::no_such_bucket());
+        };
+        let objects = &mut state.objects;
+        if exclusive && objects.contains_key(&meta.key) {
+            Self::discard([blob]);
+            return Err(OssError::file_already_exists());
+        }
         let blob = match (&self.data_dir, blob) {
             (Some(dir), Blob::File { path, len }) => {
                 let dir = dir.join(bucket).join("objects");

@@ -90,6 +90,7 @@ impl Stack {
                 retry_after: Duration::from_mins(10),
                 ..RestoreSettings::default()
             }),
+            source_buckets: vec![SRC.to_owned()],
             ..CopySettings::new(&self.dst)
         }
     }
@@ -199,6 +200,21 @@ impl Stack {
         all
     }
 
+    /// Deletes received messages from the task queue, as the event source mapping does with
+    /// the messages a batch did not report as failed.
+    pub async fn ack(&self, messages: &[aws_sdk_sqs::types::Message]) {
+        for message in messages {
+            self.services
+                .sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await
+                .expect("deleted");
+        }
+    }
+
     /// Lambda's event for messages received from the task queue.
     pub fn event_from(&self, messages: &[aws_sdk_sqs::types::Message]) -> SqsEvent {
         testkit::sqs_event::from_messages(messages, &self.queue_arn, "us-east-1")
@@ -218,6 +234,16 @@ impl Stack {
         assert_eq!(messages.len(), 1);
         self.event_from(&messages)
     }
+}
+
+/// A put task for `key` in the source bucket, as the forwarder writes it.
+pub fn task_body(key: &str) -> String {
+    serde_json::json!({
+        "version": 1, "op": "put",
+        "source": {"region": REGION, "bucket": SRC, "key": key},
+        "event_name": "ObjectCreated:PutObject",
+    })
+    .to_string()
 }
 
 pub fn secret_json(ak: &str, sk: &str) -> String {

@@ -16,8 +16,8 @@ use bytes::Bytes;
 use md5::{Digest, Md5};
 
 use super::{
-    ArchiveState, BodyChecksums, ObjectAttributes, ObjectKind, PartLimits, StoreError,
-    StoreErrorKind, WriteRequest,
+    ArchiveState, BodyChecksums, ConditionalWrites, ObjectAttributes, ObjectKind, PartLimits,
+    StoreError, StoreErrorKind, WriteRequest,
 };
 
 mod faults;
@@ -42,6 +42,8 @@ pub struct MemoryConfig {
     pub restore_delay: Duration,
     /// Whether HEAD and GET report the object's CRC-64/XZ.
     pub reports_crc64: bool,
+    /// Which write conditions it enforces (all, by default, as S3 does).
+    pub conditional_writes: ConditionalWrites,
 }
 
 impl Default for MemoryConfig {
@@ -52,6 +54,7 @@ impl Default for MemoryConfig {
             symlinks: true,
             restore_delay: Duration::ZERO,
             reports_crc64: true,
+            conditional_writes: ConditionalWrites::ALL,
         }
     }
 }

@@ -34,9 +34,31 @@ impl ObjectStore for MemoryStore {
         Ok(self.attributes(&object, kind))
     }
 
-    async fn delete_object(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+    async fn delete_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        if_match: Option<&str>,
+    ) -> Result<(), StoreError> {
         let _call = self.enter("DeleteObject", bucket, key).await?;
+        let enforced = self.inner.config.conditional_writes.delete_if_match;
         self.with_bucket_mut("DeleteObject", bucket, key, |b, _| {
+            if let Some(expected) = if_match.filter(|_| enforced) {
+                // An object already gone counts as deleted, as on S3.
+                let current = b.objects.get(key).map(|o| o.etag.clone());
+                if current
+                    .as_deref()
+                    .is_some_and(|etag| !same_etag(expected, etag))
+                {
+                    return Err(error(
+                        StoreErrorKind::PreconditionFailed,
+                        "DeleteObject",
+                        bucket,
+                        key,
+                        format!("the object is {current:?}, not {expected}"),
+                    ));
+                }
+            }
             b.objects.remove(key);
             Ok(())
         })

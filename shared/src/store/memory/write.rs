@@ -5,15 +5,53 @@ use std::collections::BTreeMap;
 
 use bytes::Bytes;
 
+use super::Bucket;
 use super::{MemoryStore, Object, StoredPart, Upload, error, md5_of};
 use crate::store::{
-    BodyChecksums, CompletedPart, ObjectKind, ObjectSink, PartInfo, PartLimits, StoreError,
-    StoreErrorKind, WriteOutput, WriteRequest, same_etag,
+    BodyChecksums, CompletedPart, ConditionalWrites, ObjectKind, ObjectSink, PartInfo, PartLimits,
+    StoreError, StoreErrorKind, WriteCondition, WriteOutput, WriteRequest, same_etag,
 };
+
+/// Refuses a write whose `condition` does not hold (and that the store enforces), as S3 does
+/// with 412 `PreconditionFailed`.
+fn check_condition(
+    operation: &'static str,
+    bucket: &str,
+    key: &str,
+    state: &Bucket,
+    condition: &WriteCondition,
+    enforced: ConditionalWrites,
+    multipart: bool,
+) -> Result<(), StoreError> {
+    if !enforced.enforces(condition, multipart) {
+        return Ok(());
+    }
+    let current = state.objects.get(key).map(|o| o.etag.as_str());
+    let holds = match (condition, current) {
+        (WriteCondition::None, _) | (WriteCondition::IfAbsent, None) => true,
+        (WriteCondition::IfAbsent, Some(_)) | (WriteCondition::IfMatch(_), None) => false,
+        (WriteCondition::IfMatch(expected), Some(etag)) => same_etag(expected, etag),
+    };
+    if holds {
+        Ok(())
+    } else {
+        Err(error(
+            StoreErrorKind::PreconditionFailed,
+            operation,
+            bucket,
+            key,
+            format!("the condition {condition:?} does not hold (the object is {current:?})"),
+        ))
+    }
+}
 
 impl ObjectSink for MemoryStore {
     fn limits(&self) -> PartLimits {
         self.inner.config.limits
+    }
+
+    fn conditional_writes(&self) -> ConditionalWrites {
+        self.inner.config.conditional_writes
     }
 
     async fn put_object(
@@ -23,6 +61,7 @@ impl ObjectSink for MemoryStore {
         body: Bytes,
         checksums: BodyChecksums,
         request: &WriteRequest,
+        condition: &WriteCondition,
     ) -> Result<WriteOutput, StoreError> {
         let (_call, applied) = self.enter("PutObject", bucket, key).await?;
         self.check_request("PutObject", bucket, key, request)?;
@@ -48,7 +87,9 @@ impl ObjectSink for MemoryStore {
             restored_at: None,
             last_modified: chrono::Utc::now(),
         };
+        let conditions = self.inner.config.conditional_writes;
         self.with_bucket_mut("PutObject", bucket, key, |b, _| {
+            check_condition("PutObject", bucket, key, b, condition, conditions, false)?;
             b.objects.insert(key.to_owned(), object);
             Ok(())
         })?;
@@ -137,12 +178,23 @@ impl ObjectSink for MemoryStore {
         upload_id: &str,
         parts: &[CompletedPart],
         whole: BodyChecksums,
+        condition: &WriteCondition,
     ) -> Result<WriteOutput, StoreError> {
         let _call = self.enter("CompleteMultipartUpload", bucket, key).await?;
         let limits = self.inner.config.limits;
+        let conditions = self.inner.config.conditional_writes;
         let fail =
             |kind, message: String| error(kind, "CompleteMultipartUpload", bucket, key, message);
         self.with_bucket_mut("CompleteMultipartUpload", bucket, key, |b, _| {
+            check_condition(
+                "CompleteMultipartUpload",
+                bucket,
+                key,
+                b,
+                condition,
+                conditions,
+                true,
+            )?;
             let upload = b
                 .uploads
                 .get(upload_id)

@@ -12,7 +12,9 @@ use futures::{StreamExt as _, TryStreamExt as _};
 use transfer::crc64::Crc64;
 use transfer::encoding::encode_path;
 use transfer::oss::signer::SignableRequest;
-use transfer::oss::{CompletedPart, Credentials, OssClient, OssSigner, PutBody, PutObjectOptions};
+use transfer::oss::{
+    CompleteOptions, CompletedPart, Credentials, OssClient, OssSigner, PutBody, PutObjectOptions,
+};
 use transfer::replicate::{MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE};
 use transfer::store::ContentHeaders;
 

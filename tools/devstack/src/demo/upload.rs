@@ -36,6 +36,7 @@ pub async fn upload(
         content: object.content.clone(),
         user_metadata: object.user_metadata.clone(),
         storage_class: None,
+        forbid_overwrite: false,
     };
     let key = &object.key;
     match object.kind {
@@ -68,9 +69,15 @@ pub async fn upload(
                     etag: out.etag,
                 });
             }
-            oss.complete_multipart_upload(bucket, key, &upload_id, &parts)
-                .await
-                .with_context(|| format!("CompleteMultipartUpload {key}"))?;
+            oss.complete_multipart_upload(
+                bucket,
+                key,
+                &upload_id,
+                &parts,
+                CompleteOptions::default(),
+            )
+            .await
+            .with_context(|| format!("CompleteMultipartUpload {key}"))?;
         }
         UploadKind::Append { pieces } => {
             let piece = data

@@ -21,7 +21,7 @@ use crate::error::OssError;
 use crate::notify::ObjectEvent;
 use crate::request::Ctx;
 use crate::state::State;
-use crate::store::{Ingested, Object, ObjectMeta, STORAGE_CLASSES, Store};
+use crate::store::{Blob, Ingested, Object, ObjectMeta, STORAGE_CLASSES, Store};
 
 /// The largest XML request body read into memory.
 const MAX_XML_BODY: usize = 8 << 20;
@@ -219,16 +219,30 @@ async fn ingest(state: &State, ctx: &Ctx, body: Incoming) -> Result<Ingested, Os
 
 /// `x-oss-forbid-overwrite: true` makes a write to an existing key fail with 409.
 fn forbid_overwrite(state: &State, ctx: &Ctx) -> Result<(), OssError> {
-    if ctx.header("x-oss-forbid-overwrite") == Some("true")
-        && state.store.get(ctx.bucket(), ctx.key()).is_some()
-    {
-        return Err(OssError::new(
-            StatusCode::CONFLICT,
-            "FileAlreadyExists",
-            "The object you specified already exists and can not be overwritten.",
-        ));
+    if forbids_overwrite(ctx) && state.store.get(ctx.bucket(), ctx.key()).is_some() {
+        return Err(OssError::file_already_exists());
     }
     Ok(())
+}
+
+/// Whether the request carries `x-oss-forbid-overwrite: true`.
+fn forbids_overwrite(ctx: &Ctx) -> bool {
+    ctx.header("x-oss-forbid-overwrite") == Some("true")
+}
+
+/// Stores a written object; with `x-oss-forbid-overwrite: true` only if the key is still free
+/// (checked again under the store's lock, so two racing writers cannot both win).
+fn store_written(
+    state: &State,
+    ctx: &Ctx,
+    meta: ObjectMeta,
+    blob: Blob,
+) -> Result<Option<Object>, OssError> {
+    if forbids_overwrite(ctx) {
+        state.store.put_new(ctx.bucket(), meta, blob)
+    } else {
+        state.store.put(ctx.bucket(), meta, blob)
+    }
 }
 
 /// A page size from the query (`max-keys`, `max-parts`, `max-uploads`): `default` when

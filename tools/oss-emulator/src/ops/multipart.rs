@@ -8,7 +8,8 @@ use md5::{Digest, Md5};
 
 use super::{
     forbid_overwrite, ingest, no_content, parse_max, publish, publish_created, quoted,
-    read_small_body, request_meta, require_content_length, storage_class, stored_headers, written,
+    read_small_body, request_meta, require_content_length, storage_class, store_written,
+    stored_headers, written,
 };
 use crate::error::OssError;
 use crate::request::Ctx;
@@ -48,6 +49,13 @@ fn take_upload(state: &State, ctx: &Ctx, upload_id: &str) -> Option<Upload> {
         .store
         .with_bucket(ctx.bucket(), |b| b.uploads.remove(upload_id))
         .flatten()
+}
+
+/// Puts back an upload taken by [`take_upload`] whose completion failed.
+fn restore_upload(state: &State, ctx: &Ctx, upload_id: &str, upload: Upload) {
+    state.store.with_bucket(ctx.bucket(), |b| {
+        b.uploads.insert(upload_id.to_owned(), upload);
+    });
 }
 
 /// Metadata shaped like the object an upload will become, for trigger events.
@@ -208,6 +216,8 @@ pub(crate) async fn complete_upload(
     if chosen.is_empty() {
         return Err(OssError::invalid_argument("No parts were uploaded."));
     }
+    // Checked before anything is assembled; the upload stays for another try.
+    forbid_overwrite(state, ctx)?;
     for (number, part) in &chosen[..chosen.len() - 1] {
         if part.blob.len() < MIN_PART_SIZE {
             return Err(OssError::new(
@@ -235,8 +245,15 @@ pub(crate) async fn complete_upload(
         Store::discard([ingested.blob]);
         return Err(OssError::no_such_upload());
     };
+    let previous = match store_written(state, ctx, meta.clone(), ingested.blob) {
+        Ok(previous) => previous,
+        Err(e) => {
+            // Another writer took the key meanwhile: the upload stays, as on OSS.
+            restore_upload(state, ctx, upload_id, removed);
+            return Err(e);
+        }
+    };
     Store::discard(removed.parts.into_values().map(|p| p.blob));
-    let previous = state.store.put(ctx.bucket(), meta.clone(), ingested.blob)?;
     publish_created(
         state,
         ctx,

@@ -13,7 +13,7 @@ use percent_encoding::percent_decode_str;
 use super::restore::restore_status;
 use super::{
     empty, forbid_overwrite, ingest, no_content, publish, publish_created, publish_removed, quoted,
-    request_meta, require_content_length, storage_class, stored_headers, written,
+    request_meta, require_content_length, storage_class, store_written, stored_headers, written,
 };
 use crate::error::OssError;
 use crate::request::Ctx;
@@ -44,7 +44,7 @@ pub(crate) async fn put_object(
     let ingested = ingest(state, ctx, body).await?;
     let meta = request_meta(ctx, "Normal", storage_class).with_data(&ingested);
     let response = written(&ingested);
-    let previous = state.store.put(ctx.bucket(), meta.clone(), ingested.blob)?;
+    let previous = store_written(state, ctx, meta.clone(), ingested.blob)?;
     publish_created(state, ctx, "ObjectCreated:PutObject", &meta, previous);
     Ok(response)
 }

@@ -9,8 +9,8 @@ mod objects;
 use bytes::Bytes;
 use futures::StreamExt;
 use transfer::store::{
-    BodyChecksums, GetRequest, ObjectSink, ObjectSource, StoreError, StoreErrorKind, WriteOutput,
-    WriteRequest,
+    BodyChecksums, GetRequest, ObjectSink, ObjectSource, StoreError, StoreErrorKind,
+    WriteCondition, WriteOutput, WriteRequest,
 };
 
 use crate::{CaseFuture, Ctx};
@@ -55,6 +55,7 @@ pub fn cases<S: ObjectSource + ObjectSink>() -> Vec<Case<S>> {
         case!(objects::key_over_the_limit_is_an_invalid_key),
         case!(objects::metadata_over_the_limit_is_refused),
         case!(objects::body_that_does_not_match_its_checksums_is_refused),
+        case!(objects::conditional_puts_hold_as_declared),
         case!(listing::listing_is_in_utf8_byte_order_across_pages),
         case!(listing::listing_honours_prefix_and_start_after),
         case!(listing::listing_an_unused_prefix_is_empty),
@@ -65,6 +66,7 @@ pub fn cases<S: ObjectSource + ObjectSink>() -> Vec<Case<S>> {
         case!(multipart::complete_naming_an_unknown_part_is_refused),
         case!(multipart::parts_below_the_minimum_size_are_refused_on_complete),
         case!(multipart::operations_on_an_unknown_upload_are_not_found),
+        case!(multipart::conditional_completions_hold_as_declared),
         case!(multipart::limits_are_self_consistent),
         case!(faults::service_faults_have_their_error_class),
         case!(capabilities::capabilities_match_the_declared_gaps),
@@ -91,7 +93,14 @@ pub(crate) async fn put<S: ObjectSink>(
 ) -> Result<WriteOutput, StoreError> {
     let checksums = BodyChecksums::of(&body);
     ctx.store
-        .put_object(ctx.bucket, key, body, checksums, request)
+        .put_object(
+            ctx.bucket,
+            key,
+            body,
+            checksums,
+            request,
+            &WriteCondition::None,
+        )
         .await
 }
 

@@ -3,10 +3,10 @@
 use bytes::Bytes;
 use transfer::store::{
     BodyChecksums, CompletedPart, ContentHeaders, GetRequest, ObjectKind, ObjectSink, ObjectSource,
-    StoreErrorKind, WriteRequest, same_etag,
+    StoreErrorKind, WriteCondition, WriteRequest, same_etag,
 };
 
-use super::{data, expect_kind, read};
+use super::{data, expect_kind, put, read};
 use crate::{Behaviour, CaseResult, Ctx, ensure, must};
 
 /// Uploads `parts` (numbered from 1) to `upload_id`; returns what to name on completion.
@@ -96,7 +96,14 @@ pub(crate) async fn multipart_upload_assembles_the_parts_in_order<S: ObjectSourc
     let (bytes, checksums) = whole(&parts);
     let written = must!(
         ctx.store
-            .complete_multipart_upload(ctx.bucket, &key, &upload_id, &named, checksums)
+            .complete_multipart_upload(
+                ctx.bucket,
+                &key,
+                &upload_id,
+                &named,
+                checksums,
+                &WriteCondition::None
+            )
             .await,
         "CompleteMultipartUpload"
     );
@@ -251,7 +258,14 @@ pub(crate) async fn complete_naming_an_unknown_part_is_refused<S: ObjectSource +
     let (_, checksums) = whole(&parts);
     let result = ctx
         .store
-        .complete_multipart_upload(ctx.bucket, &key, &upload_id, &named, checksums)
+        .complete_multipart_upload(
+            ctx.bucket,
+            &key,
+            &upload_id,
+            &named,
+            checksums,
+            &WriteCondition::None,
+        )
         .await;
     expect_kind(
         result,
@@ -285,7 +299,14 @@ pub(crate) async fn parts_below_the_minimum_size_are_refused_on_complete<
     let (_, checksums) = whole(&parts);
     let result = ctx
         .store
-        .complete_multipart_upload(ctx.bucket, &key, &upload_id, &named, checksums)
+        .complete_multipart_upload(
+            ctx.bucket,
+            &key,
+            &upload_id,
+            &named,
+            checksums,
+            &WriteCondition::None,
+        )
         .await;
     expect_kind(
         result,
@@ -334,7 +355,14 @@ pub(crate) async fn operations_on_an_unknown_upload_are_not_found<S: ObjectSourc
     }];
     let completed = ctx
         .store
-        .complete_multipart_upload(ctx.bucket, &key, bogus, &named, BodyChecksums::of(&body))
+        .complete_multipart_upload(
+            ctx.bucket,
+            &key,
+            bogus,
+            &named,
+            BodyChecksums::of(&body),
+            &WriteCondition::None,
+        )
         .await;
     expect_kind(
         completed,
@@ -379,4 +407,68 @@ pub(crate) async fn limits_are_self_consistent<S: ObjectSource + ObjectSink>(
         l.max_key_len
     );
     Ok(None)
+}
+
+pub(crate) async fn conditional_completions_hold_as_declared<S: ObjectSource + ObjectSink>(
+    ctx: &Ctx<'_, S>,
+) -> CaseResult {
+    let declared = ctx.store.conditional_writes();
+    if !declared.if_absent && !declared.complete_if_match {
+        return Ok(Some("no conditional completion declared".to_owned()));
+    }
+    let key = ctx.key("conditional.bin");
+    let existing = must!(
+        put(ctx, &key, data(10, 1), &WriteRequest::default()).await,
+        "PUT of the object in the way"
+    );
+    let parts = [data(100, 2)];
+    let upload_id = create(ctx, &key).await?;
+    let named = upload(ctx, &key, &upload_id, &parts).await?;
+    let (bytes, checksums) = whole(&parts);
+    let complete = |condition: WriteCondition| {
+        let (key, upload_id, named) = (&key, &upload_id, &named);
+        async move {
+            ctx.store
+                .complete_multipart_upload(ctx.bucket, key, upload_id, named, checksums, &condition)
+                .await
+        }
+    };
+    let mut skipped = Vec::new();
+    if declared.if_absent {
+        let refused = complete(WriteCondition::IfAbsent).await;
+        expect_kind(
+            refused,
+            StoreErrorKind::PreconditionFailed,
+            "completion if absent, of a key in use",
+        )?;
+    } else {
+        skipped.push("if absent");
+    }
+    if declared.complete_if_match {
+        let stale = WriteCondition::IfMatch("\"0123456789abcdef0123456789abcdef\"".into());
+        let refused = complete(stale).await;
+        expect_kind(
+            refused,
+            StoreErrorKind::PreconditionFailed,
+            "completion if a stale ETag matches",
+        )?;
+    } else {
+        skipped.push("if match");
+    }
+    ensure!(
+        must!(read(ctx, &key, &GetRequest::default()).await, "GET") == data(10, 1),
+        "a refused completion changed the object"
+    );
+    // The upload survives a refused completion: completed on the right condition, it lands.
+    let condition = if declared.complete_if_match {
+        WriteCondition::IfMatch(existing.etag)
+    } else {
+        WriteCondition::None
+    };
+    must!(complete(condition).await, "completion after the refusals");
+    ensure!(
+        must!(read(ctx, &key, &GetRequest::default()).await, "GET") == bytes,
+        "the completion did not replace the object"
+    );
+    Ok((!skipped.is_empty()).then(|| format!("not declared: {}", skipped.join(", "))))
 }

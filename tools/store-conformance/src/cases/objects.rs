@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::Utc;
 use transfer::store::{
     ArchiveState, BodyChecksums, ContentHeaders, GetRequest, ListRequest, ObjectKind, ObjectSink,
-    ObjectSource, StorageClass, StoreErrorKind, WriteRequest, same_etag,
+    ObjectSource, StorageClass, StoreErrorKind, WriteCondition, WriteRequest, same_etag,
 };
 
 use super::{data, expect_kind, put, read};
@@ -49,6 +49,7 @@ pub(crate) async fn operations_on_a_missing_bucket_are_not_found<S: ObjectSource
             body.clone(),
             BodyChecksums::of(&body),
             &WriteRequest::default(),
+            &WriteCondition::None,
         )
         .await;
     expect_kind(put, StoreErrorKind::NotFound, "PUT into a missing bucket")?;
@@ -334,16 +335,19 @@ pub(crate) async fn delete_removes_and_is_idempotent<S: ObjectSource + ObjectSin
         put(ctx, &key, data(10, 1), &WriteRequest::default()).await,
         "PUT"
     );
-    must!(ctx.store.delete_object(ctx.bucket, &key).await, "DELETE");
+    must!(
+        ctx.store.delete_object(ctx.bucket, &key, None).await,
+        "DELETE"
+    );
     let head = ctx.store.head_object(ctx.bucket, &key).await;
     expect_kind(head, StoreErrorKind::NotFound, "HEAD after DELETE")?;
     must!(
-        ctx.store.delete_object(ctx.bucket, &key).await,
+        ctx.store.delete_object(ctx.bucket, &key, None).await,
         "DELETE of a deleted key"
     );
     must!(
         ctx.store
-            .delete_object(ctx.bucket, &ctx.key("never-existed"))
+            .delete_object(ctx.bucket, &ctx.key("never-existed"), None)
             .await,
         "DELETE of a key that never existed"
     );
@@ -472,7 +476,14 @@ pub(crate) async fn body_that_does_not_match_its_checksums_is_refused<
     let wrong = BodyChecksums::of(&other);
     let result = ctx
         .store
-        .put_object(ctx.bucket, &key, body, wrong, &WriteRequest::default())
+        .put_object(
+            ctx.bucket,
+            &key,
+            body,
+            wrong,
+            &WriteRequest::default(),
+            &WriteCondition::None,
+        )
         .await;
     expect_kind(
         result,
@@ -482,4 +493,117 @@ pub(crate) async fn body_that_does_not_match_its_checksums_is_refused<
     let head = ctx.store.head_object(ctx.bucket, &key).await;
     expect_kind(head, StoreErrorKind::NotFound, "HEAD after the refused PUT")?;
     Ok(None)
+}
+
+/// PUT with `condition`, correct checksums.
+async fn put_if<S: ObjectSink>(
+    ctx: &Ctx<'_, S>,
+    key: &str,
+    body: bytes::Bytes,
+    condition: &WriteCondition,
+) -> Result<transfer::store::WriteOutput, transfer::store::StoreError> {
+    let checksums = BodyChecksums::of(&body);
+    ctx.store
+        .put_object(
+            ctx.bucket,
+            key,
+            body,
+            checksums,
+            &WriteRequest::default(),
+            condition,
+        )
+        .await
+}
+
+pub(crate) async fn conditional_puts_hold_as_declared<S: ObjectSource + ObjectSink>(
+    ctx: &Ctx<'_, S>,
+) -> CaseResult {
+    let declared = ctx.store.conditional_writes();
+    let key = ctx.key("conditional.bin");
+    let first = must!(
+        put_if(ctx, &key, data(10, 1), &WriteCondition::IfAbsent).await,
+        "PUT if absent of a new key"
+    );
+    let mut skipped = Vec::new();
+    if declared.if_absent {
+        let again = put_if(ctx, &key, data(10, 2), &WriteCondition::IfAbsent).await;
+        expect_kind(
+            again,
+            StoreErrorKind::PreconditionFailed,
+            "PUT if absent of a key in use",
+        )?;
+        let bytes = must!(read(ctx, &key, &GetRequest::default()).await, "GET");
+        ensure!(bytes == data(10, 1), "a refused PUT changed the object");
+    } else {
+        skipped.push("if absent");
+    }
+    if declared.put_if_match {
+        let stale = WriteCondition::IfMatch("\"0123456789abcdef0123456789abcdef\"".into());
+        let refused = put_if(ctx, &key, data(10, 3), &stale).await;
+        expect_kind(
+            refused,
+            StoreErrorKind::PreconditionFailed,
+            "PUT if the ETag matches a stale one",
+        )?;
+        let current = WriteCondition::IfMatch(first.etag.clone());
+        must!(
+            put_if(ctx, &key, data(10, 4), &current).await,
+            "PUT if the ETag matches the current one"
+        );
+        ensure!(
+            must!(read(ctx, &key, &GetRequest::default()).await, "GET") == data(10, 4),
+            "the conditional PUT did not replace the object"
+        );
+        let gone = WriteCondition::IfMatch(first.etag);
+        let absent = put_if(ctx, &ctx.key("conditional-absent.bin"), data(1, 1), &gone).await;
+        expect_kind(
+            absent,
+            StoreErrorKind::PreconditionFailed,
+            "PUT if the ETag matches, of a missing key",
+        )?;
+    } else {
+        skipped.push("if match");
+    }
+    if declared.delete_if_match {
+        let head = must!(ctx.store.head_object(ctx.bucket, &key).await, "HEAD");
+        let refused = ctx
+            .store
+            .delete_object(
+                ctx.bucket,
+                &key,
+                Some("\"0123456789abcdef0123456789abcdef\""),
+            )
+            .await;
+        expect_kind(
+            refused,
+            StoreErrorKind::PreconditionFailed,
+            "DELETE if a stale ETag matches",
+        )?;
+        must!(
+            ctx.store
+                .delete_object(ctx.bucket, &key, Some(&head.etag))
+                .await,
+            "DELETE if the current ETag matches"
+        );
+        let head = ctx.store.head_object(ctx.bucket, &key).await;
+        expect_kind(
+            head,
+            StoreErrorKind::NotFound,
+            "HEAD after the conditional DELETE",
+        )?;
+        // Already gone: deleted, whatever ETag the condition names.
+        must!(
+            ctx.store
+                .delete_object(
+                    ctx.bucket,
+                    &key,
+                    Some("\"00000000000000000000000000000000\"")
+                )
+                .await,
+            "DELETE if an ETag matches, of a key already gone"
+        );
+    } else {
+        skipped.push("delete if match");
+    }
+    Ok((!skipped.is_empty()).then(|| format!("not declared: {}", skipped.join(", "))))
 }
