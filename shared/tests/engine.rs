@@ -389,6 +389,111 @@ async fn never_has_more_than_part_concurrency_parts_in_flight() {
     assert!(env.dst_bytes("bounded.bin") == Some(body));
 }
 
+#[tokio::test]
+async fn the_memory_budget_bounds_parts_in_flight_over_every_copy() {
+    let env = Env::new();
+    for key in ["budget/a.bin", "budget/b.bin"] {
+        env.seed(key, &data(PART * 6, 3));
+    }
+    env.dst.inject(FaultRule::on(
+        "UploadPart",
+        Fault::Delay(Duration::from_millis(30)),
+    ));
+    // Room for three parts, although each copy may have eight in flight.
+    let settings = CopySettings {
+        part_concurrency: 8,
+        memory_budget: 3 * PART as u64,
+        ..env.settings()
+    };
+    let engine = env.engine(settings);
+    let (task_a, task_b) = (task("budget/a.bin"), task("budget/b.bin"));
+    let (a, b) = tokio::join!(
+        engine.replicate(&task_a, None),
+        engine.replicate(&task_b, None),
+    );
+    a.expect("a copied");
+    b.expect("b copied");
+    assert_eq!(
+        env.dst.peak_in_flight("UploadPart"),
+        3,
+        "two copies share the budget of three parts"
+    );
+}
+
+#[tokio::test]
+async fn parts_in_flight_at_the_stop_margin_are_cancelled_and_the_done_ones_carried() {
+    let env = Env::new();
+    let body = data(PART * 4, 5);
+    env.seed("deadline/big.bin", &body);
+    // The first two parts are quick; the others would take far longer than the invocation.
+    env.dst
+        .inject(FaultRule::on("UploadPart", Fault::Delay(Duration::from_secs(30))).after(2));
+    let settings = CopySettings {
+        part_concurrency: 4,
+        deadline_margin: Duration::from_millis(100),
+        stop_margin: Duration::from_secs(1),
+        ..env.settings()
+    };
+    let engine = env.engine(settings);
+    let started = Instant::now();
+    let outcome = engine
+        .replicate(
+            &task("deadline/big.bin"),
+            Some(started + Duration::from_secs(2)),
+        )
+        .await
+        .expect("continues");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "returned at the stop margin, not after the slow parts: {:?}",
+        started.elapsed()
+    );
+    let Outcome::Continue { task: next, delay } = outcome else {
+        panic!("expected a continuation, got {outcome:?}");
+    };
+    assert_eq!(delay, Duration::ZERO);
+    let continuation =
+        transfer::replicate::Continuation::from_value(next.continuation.as_ref().expect("carried"))
+            .expect("readable");
+    assert_eq!(continuation.parts.len(), 2, "the two quick parts are kept");
+    assert_eq!(
+        env.pending_uploads(),
+        1,
+        "the upload waits for the continuation"
+    );
+    env.dst.clear_faults();
+    engine.replicate(&next, None).await.expect("completed");
+    assert!(env.dst_bytes("deadline/big.bin") == Some(body));
+    assert_eq!(env.pending_uploads(), 0);
+}
+
+#[tokio::test]
+async fn a_single_put_that_cannot_finish_before_the_deadline_writes_nothing() {
+    let env = Env::new();
+    env.seed("deadline/small.bin", &data(1000, 6));
+    env.dst.inject(FaultRule::on(
+        "PutObject",
+        Fault::Delay(Duration::from_secs(30)),
+    ));
+    let settings = CopySettings {
+        stop_margin: Duration::from_secs(1),
+        ..env.settings()
+    };
+    let started = Instant::now();
+    let error = expect_error(
+        env.engine(settings)
+            .replicate(
+                &task("deadline/small.bin"),
+                Some(started + Duration::from_secs(2)),
+            )
+            .await,
+    );
+    assert_eq!(error.kind, FailureKind::DeadlineReached, "{error}");
+    assert!(error.is_retryable());
+    assert!(started.elapsed() < Duration::from_millis(1500));
+    assert!(env.dst_keys().is_empty());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys and limits
 

@@ -782,3 +782,95 @@ async fn message_concurrency_bounds_messages_in_flight() {
     assert_eq!(engine.done.load(Ordering::SeqCst), 10);
     assert_eq!(engine.peak.load(Ordering::SeqCst), 3);
 }
+
+// ---------------------------------------------------------------------------------------------
+// A 10,000-part continuation
+
+#[tokio::test]
+async fn a_continuation_of_ten_thousand_parts_travels_through_the_queue() {
+    use aws_sdk_sqs::types::QueueAttributeName;
+    use transfer::store::memory::{Fault, FaultRule, MemoryConfig};
+    use transfer::store::{MemoryStore, PartLimits, WriteRequest};
+
+    const PARTS: usize = 10_000;
+    const PART: usize = 1024;
+    let services = testkit::Services::start(oss_emulator::EmulatorConfig::new()).await;
+    let src = MemoryStore::new(MemoryConfig::default()).with_bucket(SRC);
+    let dst = MemoryStore::new(MemoryConfig {
+        limits: PartLimits {
+            min_part_size: PART as u64,
+            ..PartLimits::S3
+        },
+        ..MemoryConfig::default()
+    })
+    .with_bucket("dst");
+    let body = data(PARTS * PART, 4);
+    src.seed(SRC, "huge.bin", body.clone(), &WriteRequest::default());
+    let settings = CopySettings {
+        part_size: PART as u64,
+        multipart_threshold: PART as u64,
+        ..CopySettings::new("dst")
+    };
+    let engine = transfer::replicate::Replicator::new(src, dst.clone(), settings);
+    // The destination fails after 9,990 parts, so the copy hands on a continuation that
+    // records 9,990 parts.
+    dst.inject(
+        FaultRule::on(
+            "UploadPart",
+            Fault::Fail(transfer::store::StoreErrorKind::Unavailable),
+        )
+        .after(9_990),
+    );
+    let task = ReplicationTask::put(transfer::task::SourceObject {
+        region: REGION.into(),
+        bucket: SRC.into(),
+        key: "huge.bin".into(),
+        size: None,
+        etag: None,
+    });
+    let Outcome::Continue { task: next, .. } =
+        engine.replicate(&task, None).await.expect("continues")
+    else {
+        panic!("expected a continuation");
+    };
+    let json = next.to_json();
+    assert!(
+        json.len() > 256 * 1024,
+        "beyond the old 256 KiB limit: {} bytes",
+        json.len()
+    );
+
+    // The queue takes it with the 1 MiB the template sets, as the function sends it.
+    let (queue_url, _) = services
+        .create_queue(
+            "huge",
+            &[(QueueAttributeName::MaximumMessageSize, "1048576".to_owned())],
+        )
+        .await;
+    let sender = transfer::sqs::SqsSender::new(services.sqs.clone(), &queue_url);
+    let summary = sender.send_tasks(std::slice::from_ref(&next)).await;
+    assert!(summary.all_sent(), "{summary:?}");
+    let received = services
+        .sqs
+        .receive_message()
+        .queue_url(&queue_url)
+        .send()
+        .await
+        .expect("received");
+    let message = received.messages().first().expect("the continuation");
+    let resumed: ReplicationTask =
+        serde_json::from_str(message.body().expect("a body")).expect("a task");
+    dst.clear_faults();
+    dst.reset_counters();
+    let outcome = engine.replicate(&resumed, None).await.expect("completed");
+    assert!(
+        matches!(outcome, Outcome::Copied { parts: 10_000, .. }),
+        "{outcome:?}"
+    );
+    assert!(dst.object_bytes("dst", "huge.bin").map(|b| b.to_vec()) == Some(body));
+    assert_eq!(
+        dst.request_count("UploadPart"),
+        10,
+        "only the parts not recorded were uploaded again"
+    );
+}
