@@ -7,8 +7,9 @@
 //! (`maxAsyncRetryAttempts`) and finally sends to the on-failure destination. Without the header
 //! FC counts the call as a success, so every answer carries it. See `docs/protocol.md`.
 
+use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -22,8 +23,15 @@ use transfer::trigger::EventFilter;
 
 use crate::forward::{ForwardError, excerpt, forward_trigger};
 
-/// Largest body read; OSS trigger events are at most 128 KB.
-pub const MAX_BODY_BYTES: usize = transfer::size::as_usize(4 * transfer::size::MIB);
+/// Largest body read: OSS trigger events are at most 128 KB; twice that leaves room for a
+/// future field or two without letting a stray client make the function buffer megabytes.
+pub const MAX_BODY_BYTES: usize = transfer::size::as_usize(256 * transfer::size::KIB);
+/// How long a client may take to send the request headers.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send the whole body once the headers are in.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for invocations in flight.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Bytes of a bad body quoted in the error log.
 const EXCERPT_BYTES: usize = 512;
 
@@ -43,6 +51,63 @@ pub fn router(state: AppState) -> Router {
         .route("/initialize", post(|| async { fc_ok("{}".to_owned()) }))
         .route("/pre-stop", get(|| async { fc_ok("{}".to_owned()) }))
         .with_state(Arc::new(state))
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets the invocations in flight
+/// finish (for up to 10 s). A client gets [`HEADER_TIMEOUT`] for its request headers, so a
+/// stalled connection cannot hold the function.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let mut stopping = stopping.clone();
+                connections.spawn(async move {
+                    let mut builder = hyper::server::conn::http1::Builder::new();
+                    builder.timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+                    let connection = builder.serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    tokio::select! {
+                        result = connection.as_mut() => {
+                            if let Err(e) = result {
+                                tracing::debug!(error = %e, "connection ended with an error");
+                            }
+                        }
+                        _ = stopping.changed() => {
+                            connection.as_mut().graceful_shutdown();
+                            let _ = connection.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    let _ = stop.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("invocations still in flight at shutdown");
+    }
 }
 
 /// `POST /invoke`: one OSS trigger event.
@@ -68,11 +133,26 @@ async fn invoke(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bo
 
 async fn handle(state: &AppState, body: Body) -> Response {
     let started = Instant::now();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(body) => body,
-        Err(err) => {
-            tracing::error!(error = %err, "could not read the invocation body");
+    let read = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_BODY_BYTES));
+    let body = match read.await {
+        Ok(Ok(body)) => body,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, limit = MAX_BODY_BYTES, "could not read the invocation body");
             return fc_error("unreadable_body", &err.to_string(), None);
+        }
+        Err(_) => {
+            tracing::error!(
+                timeout_s = BODY_TIMEOUT.as_secs(),
+                "the invocation body did not arrive in time"
+            );
+            return fc_error(
+                "body_timeout",
+                &format!(
+                    "the body did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+                None,
+            );
         }
     };
     match forward_trigger(&body, &state.filter, &state.sender).await {

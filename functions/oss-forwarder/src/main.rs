@@ -51,9 +51,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     });
     let listener = tokio::net::TcpListener::bind(("0.0.0.0", config.port)).await?;
     println!("oss-forwarder listening on {}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    oss_forwarder::fc::serve(listener, app, shutdown_signal()).await;
     Ok(())
 }
 

@@ -474,6 +474,63 @@ async fn rejects_malformed_bodies_with_fc_404_and_enqueues_nothing() {
 }
 
 #[tokio::test]
+async fn refuses_a_body_larger_than_any_oss_event() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]);
+    // OSS trigger events are at most 128 KB; 300 KiB is no event.
+    let response = forwarder.invoke("req-huge", vec![b' '; 300 * 1024]).await;
+    assert_fc_error(&response, "unreadable_body");
+    assert!(queue.drain().await.is_empty());
+}
+
+/// Opens a connection and sends `bytes` of a request, then nothing more; returns when the
+/// forwarder closes the connection, with what it answered.
+async fn stall(forwarder: &Forwarder, bytes: &[u8]) -> (Duration, String) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let address = forwarder.base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    socket.write_all(bytes).await.expect("write");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the stalled connection was never closed");
+    (
+        started.elapsed(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_headers_is_cut_off() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]);
+    let (after, _) = stall(&forwarder, b"POST /invoke HTTP/1.1\r\nHost: fc\r\nx-fc-req").await;
+    assert!(after < Duration::from_secs(20), "held for {after:?}");
+    // The function still serves other invocations.
+    let response = forwarder
+        .invoke("req-after-stall", fixture("oss-put.json"))
+        .await;
+    assert_eq!(response.0, 200, "{response:?}");
+}
+
+#[tokio::test]
+async fn a_client_that_stalls_in_its_body_gets_a_retryable_error() {
+    let queue = Queue::create("tasks").await;
+    let forwarder = queue.forwarder(&[]);
+    let request = b"POST /invoke HTTP/1.1\r\nHost: fc\r\nx-fc-request-id: req-slow\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n{\"events\":";
+    let (after, answer) = stall(&forwarder, request).await;
+    assert!(after < Duration::from_secs(20), "held for {after:?}");
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    assert!(
+        answer.contains("x-fc-status: 404") && answer.contains("body_timeout"),
+        "{answer}"
+    );
+    assert!(queue.drain().await.is_empty());
+}
+
+#[tokio::test]
 async fn answers_initialize_and_pre_stop() {
     let queue = Queue::create("tasks").await;
     let forwarder = queue.forwarder(&[]);
