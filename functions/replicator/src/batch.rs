@@ -41,7 +41,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
 use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
-use transfer::replicate::{Continuation, Outcome, ReplicationError, Replicator};
+use transfer::replicate::{Continuation, Outcome, ReplicationError, Replicator, StopSignal};
 use transfer::store::{ObjectSink, ObjectSource};
 use transfer::task::{ReplicationTask, TaskOp};
 use transfer::trigger::EventFilter;
@@ -146,6 +146,7 @@ pub struct BatchProcessor<R> {
     queues: Queues,
     settings: BatchSettings,
     metrics: Metrics,
+    stop: StopSignal,
 }
 
 impl<R: TaskReplicator> BatchProcessor<R> {
@@ -156,7 +157,16 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             queues,
             settings,
             metrics,
+            stop: StopSignal::new(),
         }
+    }
+
+    /// Starts no further message once `stop` is raised: those not started are re-enqueued.
+    /// (The engine gets the same signal, so copies in flight wrap up.)
+    #[must_use]
+    pub fn with_stop(mut self, stop: StopSignal) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// The engine.
@@ -232,6 +242,11 @@ impl<R: TaskReplicator> BatchProcessor<R> {
 
     /// Parses the message and runs its task; fans out a message of several tasks.
     async fn run_message(&self, message: &SqsMessage, deadline: Option<Instant>) -> Disposition {
+        if self.stop.is_stopped() {
+            return Disposition::Requeue {
+                reason: "not started: the function is shutting down".to_owned(),
+            };
+        }
         if let Some(deadline) = deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             if left < self.settings.start_margin {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use transfer::oss::OssClient;
-use transfer::replicate::Replicator;
+use transfer::replicate::{Replicator, StopSignal};
 use transfer::s3::{S3Store, s3_config};
 use transfer::secrets::SecretsManagerCredentials;
 
@@ -34,8 +34,11 @@ pub type Engine = Replicator<OssClient, S3Store>;
 
 /// Builds every client once: S3, SQS and Secrets Manager from the standard AWS configuration
 /// (`AWS_ENDPOINT_URL_S3`, `_SQS`, `_SECRETS_MANAGER` override endpoints), OSS from `config`
-/// with its keys from the secret.
-pub async fn build_processor(config: Config) -> anyhow::Result<BatchProcessor<Engine>> {
+/// with its keys from the secret. Raising `stop` makes the processor and its engine wrap up.
+pub async fn build_processor(
+    config: Config,
+    stop: StopSignal,
+) -> anyhow::Result<BatchProcessor<Engine>> {
     // Every AWS call is bounded: an attempt, and the whole call with its retries. S3 moves
     // parts (up to 5 GiB for the largest objects) and gets longer limits; the copy engine also
     // cancels whatever is in flight at its stop margin before the deadline.
@@ -95,6 +98,6 @@ pub async fn build_processor(config: Config) -> anyhow::Result<BatchProcessor<En
             "DLQ_URL is not set: permanent failures are left to the queue's redrive policy"
         );
     }
-    let engine = Replicator::new(oss, sink, config.copy);
-    Ok(BatchProcessor::new(engine, queues, config.batch, metrics))
+    let engine = Replicator::new(oss, sink, config.copy).with_stop(stop.clone());
+    Ok(BatchProcessor::new(engine, queues, config.batch, metrics).with_stop(stop))
 }

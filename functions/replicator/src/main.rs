@@ -6,11 +6,14 @@ use std::process::ExitCode;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
-use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use replicator::{Config, build_processor, invocation_deadline};
 use transfer::env::Env;
 use transfer::logging::LogWriter;
+use transfer::replicate::StopSignal;
 
 fn main() -> ExitCode {
     let config = match Config::from_env(&Env::process()) {
@@ -42,15 +45,41 @@ fn main() -> ExitCode {
 
 async fn run(config: Config) -> anyhow::Result<()> {
     let fallback = config.function_timeout;
-    let processor = build_processor(config).await?;
+    let stop = StopSignal::new();
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(stop_on_sigterm(stop.clone(), in_flight.clone()));
+    let processor = build_processor(config, stop).await?;
     let processor = &processor;
     let warned = &AtomicBool::new(false);
+    let in_flight = &in_flight;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        in_flight.fetch_add(1, Ordering::SeqCst);
         let deadline = invocation_deadline(event.context.deadline, fallback, warned);
-        Ok::<SqsBatchResponse, lambda_runtime::Error>(
-            processor.process(&event.payload, Some(deadline)).await,
-        )
+        let response = processor.process(&event.payload, Some(deadline)).await;
+        in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok::<SqsBatchResponse, lambda_runtime::Error>(response)
     }))
     .await
     .map_err(|e| anyhow::anyhow!("Lambda runtime: {e}"))
+}
+
+/// On SIGTERM (Lambda sends it at shutdown when an extension is registered; so do process
+/// managers before a restart), the invocation in flight wraps up: multipart copies hand their
+/// parts on to continuations, messages not started are re-enqueued. Once it has answered, the
+/// process exits.
+async fn stop_on_sigterm(stop: StopSignal, in_flight: Arc<AtomicUsize>) {
+    let Ok(mut terminate) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return;
+    };
+    terminate.recv().await;
+    tracing::warn!("SIGTERM: finishing the invocation in flight, then exiting");
+    stop.stop();
+    while in_flight.load(Ordering::SeqCst) > 0 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for the runtime client to post the invocation's response.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::process::exit(0);
 }

@@ -61,17 +61,15 @@ use std::time::Duration;
 use testkit::lambda::{FunctionInstance, FunctionSpec};
 use testkit::runtime_api::InvocationOutcome;
 
-#[tokio::test]
-async fn function_answers_an_sqs_event_with_batch_item_failures() {
-    let stack = common::Stack::start().await;
-    let body = common::data(4096, 21);
-    stack.seed("photos/2024/cat.jpg", &body).await;
-    let event =
-        std::fs::read_to_string(testkit::repo_root().join("events/sqs-batch.json")).unwrap();
-    let log = std::env::temp_dir().join(format!("replicator-function-{}.log", std::process::id()));
+/// The function binary in an execution environment, configured against `stack`, plus `extra`.
+async fn start_function(
+    stack: &common::Stack,
+    log: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> FunctionInstance {
     let emulator = stack.services.emulator.endpoint();
     let moto = stack.services.moto.endpoint();
-    let env: Vec<(String, String)> = [
+    let mut env: Vec<(String, String)> = [
         ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
         ("AWS_ACCESS_KEY_ID", "test"),
         ("AWS_SECRET_ACCESS_KEY", "test"),
@@ -81,7 +79,6 @@ async fn function_answers_an_sqs_event_with_batch_item_failures() {
         ("OSS_BUCKET", common::SRC),
         ("OSS_SECRET_ID", stack.secret_id.as_str()),
         ("DST_BUCKET", stack.dst.as_str()),
-        ("DST_PREFIX", "mirror/"),
         ("QUEUE_URL", stack.queue_url.as_str()),
         ("DLQ_URL", stack.dlq_url.as_str()),
         ("OSS2S3_S3_COMPAT", "moto"),
@@ -89,7 +86,12 @@ async fn function_answers_an_sqs_event_with_batch_item_failures() {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    let function = FunctionInstance::start(FunctionSpec {
+    env.extend(
+        extra
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    FunctionInstance::start(FunctionSpec {
         name: "replicator".to_owned(),
         binary: env!("CARGO_BIN_EXE_replicator").into(),
         env,
@@ -97,12 +99,104 @@ async fn function_answers_an_sqs_event_with_batch_item_failures() {
         timeout: Duration::from_mins(2),
         region: "us-east-1".to_owned(),
         account: common::ACCOUNT.to_owned(),
-        log: log.clone(),
+        log: log.to_owned(),
         wrapper: Vec::new(),
-        grace: Duration::from_secs(2),
+        grace: Duration::from_secs(10),
     })
     .await
-    .expect("the function starts");
+    .expect("the function starts")
+}
+
+#[tokio::test]
+async fn sigterm_mid_copy_hands_the_parts_on_to_a_continuation() {
+    let stack = common::Stack::start().await;
+    let body = common::data(6 * 5 * common::MIB, 22);
+    stack.seed("photos/2024/cat.jpg", &body).await;
+    // Each part's GET takes 800 ms, so the copy is mid-way when SIGTERM comes.
+    stack
+        .services
+        .emulator
+        .set_faults(vec![oss_emulator::FaultRule::new(
+            "GetObject",
+            oss_emulator::Fault::Latency { ms: 800 },
+        )]);
+    let log = std::env::temp_dir().join(format!("replicator-sigterm-{}.log", std::process::id()));
+    let function = std::sync::Arc::new(
+        start_function(
+            &stack,
+            &log,
+            &[
+                ("PART_SIZE_MIB", "5"),
+                ("MULTIPART_THRESHOLD_MIB", "5"),
+                ("PART_CONCURRENCY", "2"),
+            ],
+        )
+        .await,
+    );
+    let pid = function.pid().expect("running");
+    let event = std::fs::read_to_string(testkit::repo_root().join("events/sqs-task.json")).unwrap();
+    let invocation = tokio::spawn({
+        let function = function.clone();
+        async move { function.invoke(event.into_bytes().into()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let outcome = invocation.await.expect("joined");
+    let output = std::fs::read_to_string(&log).unwrap_or_default();
+    let _ = std::fs::remove_file(&log);
+    let InvocationOutcome::Response(response) = outcome else {
+        panic!("the invocation was not answered: {outcome:?}\n{output}");
+    };
+    let response: serde_json::Value = serde_json::from_slice(&response).unwrap();
+    assert_eq!(
+        response,
+        serde_json::json!({"batchItemFailures": []}),
+        "{output}"
+    );
+    assert!(output.contains("SIGTERM"), "{output}");
+    let queued = stack.receive(&stack.queue_url).await;
+    assert_eq!(queued.len(), 1, "a continuation: {output}");
+    let task: transfer::task::ReplicationTask =
+        serde_json::from_str(queued[0].body().unwrap()).unwrap();
+    let continuation = transfer::replicate::Continuation::from_value(
+        task.continuation.as_ref().expect("a continuation"),
+    )
+    .unwrap();
+    assert!(
+        !continuation.parts.is_empty() && continuation.parts.len() < 6,
+        "{} parts carried",
+        continuation.parts.len()
+    );
+    assert_eq!(
+        stack.pending_uploads().await,
+        1,
+        "the upload is kept for it"
+    );
+
+    // Another environment finishes the copy from there.
+    stack.services.emulator.set_faults(Vec::new());
+    let response = stack
+        .processor()
+        .process(&stack.event_from(&queued), None)
+        .await;
+    assert!(common::ids(&response).is_empty(), "{response:?}");
+    assert_eq!(stack.dst_bytes("photos/2024/cat.jpg").await, Some(body));
+    assert_eq!(stack.pending_uploads().await, 0);
+}
+
+#[tokio::test]
+async fn function_answers_an_sqs_event_with_batch_item_failures() {
+    let stack = common::Stack::start().await;
+    let body = common::data(4096, 21);
+    stack.seed("photos/2024/cat.jpg", &body).await;
+    let event =
+        std::fs::read_to_string(testkit::repo_root().join("events/sqs-batch.json")).unwrap();
+    let log = std::env::temp_dir().join(format!("replicator-function-{}.log", std::process::id()));
+    let function = start_function(&stack, &log, &[("DST_PREFIX", "mirror/")]).await;
     let outcome = function.invoke(event.into_bytes().into()).await;
     drop(function);
     let output = std::fs::read_to_string(&log).unwrap_or_default();

@@ -24,6 +24,7 @@ use super::error::{FailureKind, ReplicationError};
 use super::marker::{SourceVersion, marker_matches};
 use super::outcome::{Outcome, SkipReason};
 use super::settings::CopySettings;
+use super::stop::StopSignal;
 use crate::store::{
     ArchiveState, BodyChecksums, ObjectAttributes, ObjectSink, ObjectSource, PartLimits,
     RestoreArchived, RestoreRequest, RestoreStatus, StoreError, StoreErrorKind, Symlinks,
@@ -49,6 +50,7 @@ pub struct Replicator<S, D> {
     /// Bytes of object data that may be held at once, in [`BUDGET_UNIT`]s.
     budget: Arc<Semaphore>,
     budget_units: u32,
+    pub(super) stop: StopSignal,
 }
 
 /// What a copy writes where, and the destination state its write is conditional on.
@@ -93,7 +95,15 @@ where
             settings,
             budget: Arc::new(Semaphore::new(budget_units as usize)),
             budget_units,
+            stop: StopSignal::new(),
         }
+    }
+
+    /// Stops this engine's copies when `stop` is raised (see [`StopSignal`]).
+    #[must_use]
+    pub fn with_stop(mut self, stop: StopSignal) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// The source store.
@@ -554,17 +564,26 @@ where
             })
             .await
         };
-        let written = match self.stop_at(deadline) {
-            Some(stop) => tokio::time::timeout_at(stop, work).await.map_err(|_| {
-                ReplicationError::new(
+        let stop_at = self.stop_at(deadline);
+        let written = tokio::select! {
+            written = work => written?,
+            () = sleep_until(stop_at) => {
+                return Err(ReplicationError::new(
                     FailureKind::DeadlineReached,
                     format!(
                         "the invocation deadline came before the {size}-byte copy finished; nothing was written"
                     ),
-                )
-            })?,
-            None => work.await,
-        }?;
+                ));
+            }
+            () = self.stop.stopped() => {
+                return Err(ReplicationError::new(
+                    FailureKind::DeadlineReached,
+                    format!(
+                        "the function is shutting down; the {size}-byte copy was stopped before anything was written"
+                    ),
+                ));
+            }
+        };
         Ok(match written {
             Written::Written => Outcome::Copied {
                 bytes: size,
@@ -611,6 +630,14 @@ where
                 Ok(())
             }
         }
+    }
+}
+
+/// Sleeps until `at`, or forever when there is no such time.
+pub(super) async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

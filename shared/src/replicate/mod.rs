@@ -65,6 +65,7 @@ mod outcome;
 mod read;
 mod resume;
 mod settings;
+mod stop;
 
 pub use continuation::{Continuation, ContinuedPart};
 pub use engine::Replicator;
@@ -75,3 +76,4 @@ pub use marker::{
 };
 pub use outcome::{Outcome, SkipReason};
 pub use settings::{CopySettings, RestoreSettings};
+pub use stop::StopSignal;

@@ -10,7 +10,7 @@ use futures::{StreamExt, stream};
 use tokio::time::Instant;
 
 use super::continuation::{Continuation, ContinuedPart};
-use super::engine::{Destination, Replicator, Target, Written};
+use super::engine::{Destination, Replicator, Target, Written, sleep_until};
 use super::error::{FailureKind, ReplicationError};
 use super::guard::UploadGuard;
 use super::outcome::{Outcome, SkipReason};
@@ -181,8 +181,10 @@ where
         let schedule = |_: &u32| {
             let part_time = Duration::from_millis(slowest.load(Ordering::Relaxed));
             let needed = margin.max(stop_margin + part_time * 2);
-            let go = first
-                || deadline.is_none_or(|d| d.saturating_duration_since(Instant::now()) >= needed);
+            let go = !self.stop.is_stopped()
+                && (first
+                    || deadline
+                        .is_none_or(|d| d.saturating_duration_since(Instant::now()) >= needed));
             first = false;
             std::future::ready(go)
         };
@@ -195,17 +197,17 @@ where
                 .buffer_unordered(self.part_concurrency(plan.part_size));
             futures::pin_mut!(results);
             loop {
-                let next = match stop {
-                    Some(stop) => {
-                        if let Ok(next) = tokio::time::timeout_at(stop, results.next()).await {
-                            next
-                        } else {
-                            // Dropping the stream cancels the parts in flight.
-                            stopped = true;
-                            break;
-                        }
+                let next = tokio::select! {
+                    next = results.next() => next,
+                    // Dropping the stream cancels the parts in flight.
+                    () = sleep_until(stop) => {
+                        stopped = true;
+                        break;
                     }
-                    None => results.next().await,
+                    () = self.stop.stopped() => {
+                        stopped = true;
+                        break;
+                    }
                 };
                 match next {
                     None => break,
@@ -232,7 +234,7 @@ where
         }
         if done.len() < total as usize {
             if stopped {
-                tracing::info!(upload_id = %plan.upload_id, "deadline: the parts in flight were cancelled");
+                tracing::info!(upload_id = %plan.upload_id, "stopped (deadline or shutdown): the parts in flight were cancelled");
             }
             return self
                 .carry_on(task, &plan, guard, &done, progress, progressed, None)
