@@ -76,10 +76,19 @@ async fn stop_on_sigterm(stop: StopSignal, in_flight: Arc<AtomicUsize>) {
     terminate.recv().await;
     tracing::warn!("SIGTERM: finishing the invocation in flight, then exiting");
     stop.stop();
-    while in_flight.load(Ordering::SeqCst) > 0 {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    // Exit as soon as no invocation runs (a new one, started meanwhile, only re-enqueues its
+    // messages and is quick), leaving the runtime client a moment to post the last answer.
+    let mut idle_since: Option<std::time::Instant> = None;
+    loop {
+        if in_flight.load(Ordering::SeqCst) == 0 {
+            let since = *idle_since.get_or_insert_with(std::time::Instant::now);
+            if since.elapsed() >= Duration::from_millis(50) {
+                break;
+            }
+        } else {
+            idle_since = None;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // Time for the runtime client to post the invocation's response.
-    tokio::time::sleep(Duration::from_millis(300)).await;
     std::process::exit(0);
 }

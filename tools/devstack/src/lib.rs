@@ -11,6 +11,7 @@
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod binaries;
+pub mod chaos;
 pub mod demo;
 pub mod esm;
 pub mod stack;

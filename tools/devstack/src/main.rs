@@ -1,4 +1,5 @@
-//! `devstack`: runs oss2s3's local stack (`up`) or the end-to-end demo (`demo`).
+//! `devstack`: runs oss2s3's local stack (`up`), the end-to-end demo (`demo`) or the chaos
+//! run (`chaos`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -6,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use devstack::chaos::{self, ChaosOptions};
 use devstack::demo::{self, DemoOptions};
 use devstack::{Binaries, Profile, Stack, StackConfig};
 use tokio::sync::watch;
@@ -27,6 +29,34 @@ enum Command {
     Up,
     /// Start the stack, replicate a realistic data set, verify it, print a summary, stop.
     Demo(DemoArgs),
+    /// Start the stack with faults on both sides, replicate under overwrites, deletes, races
+    /// and restarts, then audit the replica against the source; fails on any difference.
+    Chaos(ChaosArgs),
+}
+
+#[derive(Debug, Args)]
+struct ChaosArgs {
+    /// Objects in the data set.
+    #[arg(long, default_value_t = 2000)]
+    objects: usize,
+    /// The largest object, in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_size_mib: u64,
+    /// The share of requests hit by a fault, on each side (0 to 1).
+    #[arg(long, default_value_t = 0.1)]
+    fault_rate: f64,
+    /// Slow large copies raced by fast small overwrites.
+    #[arg(long, default_value_t = 6)]
+    races: usize,
+    /// Replicator restarts (SIGTERM) during the run.
+    #[arg(long, default_value_t = 3)]
+    restarts: usize,
+    /// How long to wait for the queue to drain, in seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
+    /// Seed of the data set and of every choice.
+    #[arg(long, default_value_t = 20_261_201)]
+    seed: u64,
 }
 
 #[derive(Debug, Args)]
@@ -107,7 +137,10 @@ async fn until_interrupted(mut interrupted: watch::Receiver<bool>) {
 async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<ExitCode> {
     let stopped = || until_interrupted(interrupted.clone());
     let started = async {
-        let config = stack_config(&cli.stack).await?;
+        let mut config = stack_config(&cli.stack).await?;
+        if let Command::Chaos(_) = cli.command {
+            chaos::configure(&mut config);
+        }
         eprintln!(
             "devstack: starting the stack (logs in {})",
             config.run_dir.display()
@@ -126,6 +159,34 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
             stack.shutdown().await;
             eprintln!("devstack: stopped");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Chaos(args) => {
+            let options = ChaosOptions {
+                objects: args.objects,
+                max_size: args.max_size_mib * transfer::size::MIB,
+                fault_rate: args.fault_rate.clamp(0.0, 1.0),
+                races: args.races,
+                restarts: args.restarts,
+                timeout: Duration::from_secs(args.timeout),
+                seed: args.seed,
+                ..ChaosOptions::default()
+            };
+            let report = tokio::select! {
+                report = chaos::run(&stack, &options) => report,
+                () = stopped() => {
+                    stack.shutdown().await;
+                    eprintln!("devstack: chaos run interrupted; every process it started is stopped");
+                    return Ok(ExitCode::from(130));
+                }
+            };
+            stack.shutdown().await;
+            let report = report?;
+            println!("{report}");
+            Ok(if report.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Demo(args) => {
             let options = DemoOptions {

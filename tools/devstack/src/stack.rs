@@ -79,6 +79,10 @@ pub struct StackConfig {
     pub max_receive_count: u32,
     /// Fault rules for the emulator (JSON, as `--fault`).
     pub emulator_faults: Vec<String>,
+    /// Put a fault-injecting proxy between the replicator and S3 (see [`Stack::s3_proxy`]).
+    pub s3_proxy: bool,
+    /// Extra or overriding forwarder environment, e.g. `FORWARD_DELETES`.
+    pub forwarder_env: Vec<(String, String)>,
 }
 
 impl StackConfig {
@@ -112,6 +116,8 @@ impl StackConfig {
             visibility_timeout: Duration::from_mins(6),
             max_receive_count: 3,
             emulator_faults: Vec::new(),
+            s3_proxy: false,
+            forwarder_env: Vec::new(),
         }
     }
 }
@@ -133,6 +139,7 @@ pub struct Stack {
     stop: watch::Sender<bool>,
     pollers: Vec<tokio::task::JoinHandle<()>>,
     functions: Vec<Arc<FunctionInstance>>,
+    s3_proxy: Option<testkit::s3_proxy::S3Proxy>,
     // Declared last: processes are killed after the pollers and functions above stop.
     emulator: ManagedProcess,
     forwarder: ManagedProcess,
@@ -196,6 +203,14 @@ impl Stack {
             .await
             .context("create the OSS secret")?;
 
+        let s3_proxy = if config.s3_proxy {
+            Some(testkit::s3_proxy::S3Proxy::start(&moto_endpoint).await?)
+        } else {
+            None
+        };
+        let s3_endpoint = s3_proxy
+            .as_ref()
+            .map_or_else(|| moto_endpoint.clone(), testkit::s3_proxy::S3Proxy::url);
         let (forwarder, forwarder_url) = start_forwarder(&config, &moto_endpoint, &queue_url)?;
         let (emulator, emulator_endpoint) = start_emulator(&config, &forwarder_url)?;
 
@@ -204,10 +219,13 @@ impl Stack {
             let spec = function_spec(
                 &config,
                 i,
-                &moto_endpoint,
-                &emulator_endpoint,
-                &queue_url,
-                &dlq_url,
+                &Endpoints {
+                    moto: &moto_endpoint,
+                    s3: &s3_endpoint,
+                    emulator: &emulator_endpoint,
+                    queue_url: &queue_url,
+                    dlq_url: &dlq_url,
+                },
             );
             FunctionInstance::start(spec)
         });
@@ -252,6 +270,7 @@ impl Stack {
             stop,
             pollers,
             functions,
+            s3_proxy,
             emulator,
             forwarder,
             moto,
@@ -279,6 +298,29 @@ impl Stack {
         self.emulator.kill();
         self.forwarder.kill();
         self.moto.kill();
+    }
+
+    /// The fault-injecting proxy between the replicator and S3, when the stack has one.
+    pub fn s3_proxy(&self) -> Option<&testkit::s3_proxy::S3Proxy> {
+        self.s3_proxy.as_ref()
+    }
+
+    /// Restarts execution environment `i` as a deploy would: SIGTERM to its runtime, which
+    /// hands its work on and exits; the environment then starts a new runtime. Returns whether
+    /// a runtime was running.
+    pub fn restart_function(&self, i: usize) -> bool {
+        let Some(pid) = self.functions.get(i).and_then(|f| f.pid()) else {
+            return false;
+        };
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// How many execution environments run.
+    pub fn function_count(&self) -> usize {
+        self.functions.len()
     }
 
     /// The configuration the stack was started with.
@@ -374,6 +416,53 @@ impl Stack {
     /// The event source mapping's counters so far.
     pub fn esm_counts(&self) -> EsmCounts {
         self.stats.snapshot()
+    }
+
+    /// Replaces the emulator's fault rules (JSON objects, as `--fault` takes them).
+    pub async fn set_emulator_faults(&self, rules: &serde_json::Value) -> anyhow::Result<()> {
+        let response = reqwest::Client::new()
+            .put(format!("{}/_emulator/faults", self.emulator_endpoint))
+            .body(rules.to_string())
+            .send()
+            .await
+            .context("PUT /_emulator/faults")?;
+        if !response.status().is_success() {
+            bail!("PUT /_emulator/faults answered {}", response.status());
+        }
+        Ok(())
+    }
+
+    /// The emulator's statistics (`GET /_emulator/stats`).
+    pub async fn emulator_stats(&self) -> anyhow::Result<serde_json::Value> {
+        let text = reqwest::get(format!("{}/_emulator/stats", self.emulator_endpoint))
+            .await
+            .context("GET /_emulator/stats")?
+            .text()
+            .await?;
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Messages of the queue at `url` that are visible, in flight and delayed (SQS's
+    /// approximate counts), summed.
+    pub async fn queue_total(&self, url: &str) -> anyhow::Result<u64> {
+        let output = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::All)
+            .send()
+            .await
+            .context("GetQueueAttributes")?;
+        let get = |name: QueueAttributeName| -> u64 {
+            output
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok(get(QueueAttributeName::ApproximateNumberOfMessages)
+            + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
     }
 
     /// `(visible, in flight)` messages of the queue at `url` (SQS's approximate counts).
@@ -520,7 +609,8 @@ fn start_forwarder(
         .env("AWS_REGION", &config.aws_region)
         .env("AWS_ACCESS_KEY_ID", &config.aws_access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &config.aws_secret_access_key)
-        .env("AWS_ENDPOINT_URL_SQS", moto_endpoint);
+        .env("AWS_ENDPOINT_URL_SQS", moto_endpoint)
+        .envs(config.forwarder_env.iter().map(|(k, v)| (k, v)));
     let (process, ready) = ManagedProcess::spawn_until(
         "oss-forwarder",
         command,
@@ -568,32 +658,40 @@ fn start_emulator(
     Ok((process, ready.rest))
 }
 
+/// Where the replicator's environment points.
+struct Endpoints<'a> {
+    moto: &'a str,
+    /// S3: moto, or the fault proxy in front of it.
+    s3: &'a str,
+    emulator: &'a str,
+    queue_url: &'a str,
+    dlq_url: &'a str,
+}
+
 /// The replicator's environment `i`, configured as the SAM template does, against the stack.
-fn function_spec(
-    config: &StackConfig,
-    i: usize,
-    moto_endpoint: &str,
-    emulator_endpoint: &str,
-    queue_url: &str,
-    dlq_url: &str,
-) -> FunctionSpec {
+fn function_spec(config: &StackConfig, i: usize, endpoints: &Endpoints<'_>) -> FunctionSpec {
     // Stop starting work a little before the deadline, in proportion to short test timeouts.
     let margin = (config.function_timeout.as_secs() / 4).clamp(1, 30);
+    let timeout = config.function_timeout.as_secs().to_string();
+    let receives = config.max_receive_count.to_string();
     let mut env: Vec<(String, String)> = [
         ("AWS_ACCESS_KEY_ID", config.aws_access_key_id.as_str()),
         (
             "AWS_SECRET_ACCESS_KEY",
             config.aws_secret_access_key.as_str(),
         ),
-        ("AWS_ENDPOINT_URL", moto_endpoint),
+        ("AWS_ENDPOINT_URL", endpoints.moto),
+        ("AWS_ENDPOINT_URL_S3", endpoints.s3),
         ("OSS_REGION", config.oss_region.as_str()),
-        ("OSS_ENDPOINT", emulator_endpoint),
+        ("OSS_ENDPOINT", endpoints.emulator),
         ("OSS_BUCKET", config.oss_bucket.as_str()),
         ("OSS_SECRET_ID", config.secret_name.as_str()),
         ("DST_BUCKET", config.dst_bucket.as_str()),
-        ("QUEUE_URL", queue_url),
-        ("DLQ_URL", dlq_url),
+        ("QUEUE_URL", endpoints.queue_url),
+        ("DLQ_URL", endpoints.dlq_url),
         ("DEADLINE_MARGIN_SECONDS", &margin.to_string()),
+        ("FUNCTION_TIMEOUT_SECONDS", &timeout),
+        ("MAX_RECEIVE_COUNT", &receives),
         // moto's ListParts answer needs the replicator's compatibility switch.
         ("OSS2S3_S3_COMPAT", "moto"),
     ]

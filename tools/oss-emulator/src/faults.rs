@@ -91,6 +91,12 @@ pub enum Fault {
         /// How many body bytes are sent before the connection is closed.
         after_bytes: u64,
     },
+    /// Serve the request, but send the body at this many bytes per second: a slow
+    /// cross-border download, for races between a slow copy and a fast overwrite.
+    SlowBody {
+        /// The body's pace.
+        bytes_per_second: u64,
+    },
     /// Close the TCP connection (with a RST) without answering.
     Reset,
     /// Serve the request, then overwrite the object with different bytes of the same size, so
@@ -185,5 +191,15 @@ mod tests {
             serde_json::from_str(r#"{"op":"*","fault":{"kind":"truncate","after_bytes":10}}"#)
                 .expect("parses");
         assert_eq!(rule.fault, Fault::Truncate { after_bytes: 10 });
+        let rule: FaultRule = serde_json::from_str(
+            r#"{"op":"GetObject","key_prefix":"slow/","fault":{"kind":"slow_body","bytes_per_second":1048576}}"#,
+        )
+        .expect("parses");
+        assert_eq!(
+            rule.fault,
+            Fault::SlowBody {
+                bytes_per_second: 1_048_576
+            }
+        );
     }
 }

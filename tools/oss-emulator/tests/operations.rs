@@ -367,6 +367,33 @@ async fn latency_fault_delays_the_answer() {
 }
 
 #[tokio::test]
+async fn slow_body_fault_paces_the_download() {
+    let emulator = start().await;
+    let client = Client::new(&emulator);
+    let body = "x".repeat(256 * 1024);
+    client.put("slow/k", body.as_str()).await;
+    emulator.set_faults(vec![
+        FaultRule::new(
+            "GetObject",
+            Fault::SlowBody {
+                bytes_per_second: 512 * 1024,
+            },
+        )
+        .key_prefix("slow/"),
+    ]);
+    let started = std::time::Instant::now();
+    let response = client.get("slow/k").await;
+    assert_eq!(response.status(), 200);
+    let got = response.bytes().await.expect("the whole body");
+    assert_eq!(got.len(), body.len(), "slow, not short");
+    assert!(
+        started.elapsed() >= Duration::from_millis(450),
+        "256 KiB at 512 KiB/s took only {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
 async fn admin_api_reports_stats_sets_faults_and_resets() {
     let emulator = start().await;
     let client = Client::new(&emulator);

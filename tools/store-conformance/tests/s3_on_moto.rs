@@ -45,11 +45,7 @@ impl InjectFaults for ProxyFaults {
             InjectedFault::DenyAccess => status(403, "AccessDenied"),
             InjectedFault::TruncateBody => S3Fault::Truncate { after_bytes: 1000 },
         };
-        self.0.inject(S3FaultRule {
-            operation: Some("GetObject".to_owned()),
-            fault,
-            times: None,
-        });
+        self.0.inject(S3FaultRule::new(Some("GetObject"), fault));
     }
 
     fn clear(&self) {

@@ -1,7 +1,8 @@
 //! A proxy in front of an S3 server: forwards every request unchanged (the `Host`
 //! header included, so signatures still verify), counts them by S3 operation, and injects the
 //! faults a real S3 answers with (error statuses with S3's error codes, bodies cut short,
-//! latency), so that a test sees how a client copes without a fault-injecting S3 server.
+//! latency, broken connections, answers lost after the request took effect), always or at a
+//! rate, so that a test sees how a client copes without a fault-injecting S3 server.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -35,10 +36,15 @@ pub enum S3Fault {
     },
     /// Forward after this delay.
     Delay(Duration),
+    /// Break the connection without forwarding (the request never reaches S3).
+    Reset,
+    /// Forward, then break the connection instead of answering: the request took effect, but
+    /// the client never learns it.
+    LoseAnswer,
 }
 
 /// A fault and the requests it applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct S3FaultRule {
     /// The S3 operation (as [`s3_operation`] names it), or every operation when `None`.
     pub operation: Option<String>,
@@ -46,6 +52,27 @@ pub struct S3FaultRule {
     pub fault: S3Fault,
     /// Apply to this many requests, then retire; forever when `None`.
     pub times: Option<u32>,
+    /// The probability (0 to 1) that a matching request is hit; always when `None`.
+    pub rate: Option<f64>,
+}
+
+impl S3FaultRule {
+    /// `fault` on every request of `operation` (every operation when `None`).
+    pub fn new(operation: Option<&str>, fault: S3Fault) -> Self {
+        Self {
+            operation: operation.map(str::to_owned),
+            fault,
+            times: None,
+            rate: None,
+        }
+    }
+
+    /// Hits a matching request only with probability `rate`.
+    #[must_use]
+    pub fn rate(mut self, rate: f64) -> Self {
+        self.rate = Some(rate);
+        self
+    }
 }
 
 #[derive(Clone)]
@@ -122,7 +149,9 @@ impl S3Proxy {
 fn take_fault(faults: &Mutex<Vec<S3FaultRule>>, operation: &str) -> Option<S3Fault> {
     let mut rules = faults.lock().unwrap_or_else(PoisonError::into_inner);
     let index = rules.iter().position(|r| {
-        r.operation.as_deref().is_none_or(|op| op == operation) && r.times != Some(0)
+        r.operation.as_deref().is_none_or(|op| op == operation)
+            && r.times != Some(0)
+            && r.rate.is_none_or(|rate| rand::random::<f64>() < rate)
     })?;
     let rule = &mut rules[index];
     if let Some(times) = rule.times.as_mut() {
@@ -133,6 +162,25 @@ fn take_fault(faults: &Mutex<Vec<S3FaultRule>>, operation: &str) -> Option<S3Fau
     Some(fault)
 }
 
+/// A broken connection: the headers promise a body that never comes, so the client sees the
+/// connection end mid-answer. (A HEAD answer has no body to break; it gets a 500 instead.)
+fn broken(head: bool) -> Response {
+    if head {
+        return error_response(500, "InternalError");
+    }
+    let body = Body::from_stream(futures::stream::once(async {
+        Err::<Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected connection reset",
+        ))
+    }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-length", "1024")
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
 /// An S3 error answer (S3 API reference, "Error responses").
 fn error_response(status: u16, code: &str) -> Response {
     let body = format!(
@@ -140,6 +188,14 @@ fn error_response(status: u16, code: &str) -> Response {
     );
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [("content-type", "application/xml")], body).into_response()
+}
+
+impl std::fmt::Debug for S3Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Proxy")
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for S3Proxy {
@@ -199,11 +255,15 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         .entry(op.clone())
         .or_default() += 1;
     let fault = take_fault(&state.faults, &op);
+    let head = parts.method == axum::http::Method::HEAD;
     let mut truncate = None;
+    let mut lose_answer = false;
     match &fault {
         Some(S3Fault::Status { status, code }) => return error_response(*status, code),
         Some(S3Fault::Delay(delay)) => tokio::time::sleep(*delay).await,
         Some(S3Fault::Truncate { after_bytes }) => truncate = Some(*after_bytes),
+        Some(S3Fault::Reset) => return broken(head),
+        Some(S3Fault::LoseAnswer) => lose_answer = true,
         None => {}
     }
     // Buffered (P7 counts requests, it does not time them): a streamed body would lose an
@@ -220,6 +280,7 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         .send()
         .await;
     match upstream {
+        Ok(_) if lose_answer => broken(head),
         Ok(response) => {
             let mut builder = Response::builder().status(response.status());
             for (name, value) in response.headers() {

@@ -1,6 +1,6 @@
 //! Fault injection in the pipeline: a fault rule that hits a request acts before the operation
-//! runs (`error`, `latency`, `reset`) or on its response (`truncate`, `crc_mismatch`,
-//! `replace`).
+//! runs (`error`, `latency`, `reset`) or on its response (`truncate`, `slow_body`,
+//! `crc_mismatch`, `replace`).
 
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ pub(crate) async fn before(
             // The connection task drops this request with its connection.
             std::future::pending::<()>().await;
         }
-        Fault::Truncate { .. } | Fault::Replace | Fault::CrcMismatch => {}
+        Fault::Truncate { .. } | Fault::SlowBody { .. } | Fault::Replace | Fault::CrcMismatch => {}
     }
     Ok(Some(fault))
 }
@@ -66,6 +66,10 @@ pub(crate) async fn after(
         Some(Fault::Truncate { after_bytes }) => {
             let (parts, body) = response.into_parts();
             response = Response::from_parts(parts, truncate(body, after_bytes));
+        }
+        Some(Fault::SlowBody { bytes_per_second }) => {
+            let (parts, body) = response.into_parts();
+            response = Response::from_parts(parts, paced(body, bytes_per_second));
         }
         Some(Fault::CrcMismatch) => {
             if let Some(crc) = response
@@ -110,4 +114,30 @@ fn truncate(body: Body, after_bytes: u64) -> Body {
         ))
     });
     Body::from_stream(head.chain(tail))
+}
+
+/// A body sent at `bytes_per_second`, in slices of at most 64 KiB.
+fn paced(body: Body, bytes_per_second: u64) -> Body {
+    const SLICE: usize = 64 * 1024;
+    let rate = bytes_per_second.max(1);
+    let stream = body
+        .into_data_stream()
+        .flat_map(|chunk| {
+            let slices: Vec<Result<Bytes, axum::Error>> = match chunk {
+                Ok(chunk) => (0..chunk.len())
+                    .step_by(SLICE)
+                    .map(|at| Ok(chunk.slice(at..(at + SLICE).min(chunk.len()))))
+                    .collect(),
+                Err(e) => vec![Err(e)],
+            };
+            futures::stream::iter(slices)
+        })
+        .then(move |slice| async move {
+            if let Ok(bytes) = &slice {
+                let pause = Duration::from_secs_f64(bytes.len() as f64 / rate as f64);
+                tokio::time::sleep(pause).await;
+            }
+            slice
+        });
+    Body::from_stream(stream)
 }
