@@ -50,6 +50,10 @@ use crate::disposition::Disposition;
 use crate::metrics::{Metrics, Unit};
 use crate::queues::Queues;
 
+/// How long before the invocation deadline every task still running is cancelled, leaving
+/// time to settle the messages and answer.
+const HARD_STOP: Duration = Duration::from_secs(5);
+
 /// The failure kind of a message body that is no known message shape.
 pub const KIND_MALFORMED: &str = "Malformed";
 
@@ -335,7 +339,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                 return deferred;
             }
             let started = Instant::now();
-            let result = self.replicator.replicate(task, deadline).await;
+            let result = self.replicate_in_time(task, deadline).await;
             let ms = transfer::size::millis(started.elapsed());
             tracing::Span::current().record("ms", ms);
             match result {
@@ -387,6 +391,31 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                 Disposition::Done
             }
             Outcome::Continue { task: next, delay } => self.continue_later(&next, delay, ms).await,
+        }
+    }
+
+    /// Runs the engine on `task`, but never past [`HARD_STOP`] before the deadline: whatever
+    /// the engine has not wrapped up by then (a HEAD or a delete stuck in retries) is cancelled
+    /// and retried, so the invocation always answers before Lambda's timeout. (The engine hands
+    /// multipart copies on at its own, earlier, stop margin; a cancelled upload is aborted.)
+    async fn replicate_in_time(
+        &self,
+        task: &ReplicationTask,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ReplicationError> {
+        let Some(deadline) = deadline else {
+            return self.replicator.replicate(task, None).await;
+        };
+        let cutoff = deadline.checked_sub(HARD_STOP).unwrap_or_else(Instant::now);
+        tokio::select! {
+            result = self.replicator.replicate(task, Some(deadline)) => result,
+            () = tokio::time::sleep_until(cutoff) => Err(ReplicationError::new(
+                transfer::replicate::FailureKind::DeadlineReached,
+                format!(
+                    "the task had not finished {} s before the invocation deadline; it was cancelled and is retried",
+                    HARD_STOP.as_secs()
+                ),
+            )),
         }
     }
 

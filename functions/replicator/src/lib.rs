@@ -42,10 +42,12 @@ pub async fn build_processor(
     // Every AWS call is bounded: an attempt, and the whole call with its retries. S3 moves
     // parts (up to 5 GiB for the largest objects) and gets longer limits; the copy engine also
     // cancels whatever is in flight at its stop margin before the deadline.
+    // SQS and Secrets Manager calls are small: 10 s an attempt, 20 s with retries, so that
+    // settling messages near the deadline cannot outlast the invocation.
     let timeouts = aws_config::timeout::TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(5))
-        .operation_attempt_timeout(Duration::from_secs(30))
-        .operation_timeout(Duration::from_secs(90))
+        .operation_attempt_timeout(Duration::from_secs(10))
+        .operation_timeout(Duration::from_secs(20))
         .build();
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .timeout_config(timeouts)

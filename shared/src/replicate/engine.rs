@@ -571,7 +571,7 @@ where
                 return Err(ReplicationError::new(
                     FailureKind::DeadlineReached,
                     format!(
-                        "the invocation deadline came before the {size}-byte copy finished; nothing was written"
+                        "the invocation deadline came before the {size}-byte copy finished; it was cancelled and is retried (a PUT already under way may have landed, complete; the retry finds it by its marker)"
                     ),
                 ));
             }
@@ -579,7 +579,7 @@ where
                 return Err(ReplicationError::new(
                     FailureKind::DeadlineReached,
                     format!(
-                        "the function is shutting down; the {size}-byte copy was stopped before anything was written"
+                        "the function is shutting down; the {size}-byte copy was cancelled and is retried"
                     ),
                 ));
             }

@@ -10,7 +10,7 @@ use super::error::{FailureKind, ReplicationError};
 use super::guard::UploadGuard;
 use super::marker::{SourceVersion, metadata_digest};
 use super::multipart::{DonePart, Plan, Progress};
-use super::outcome::{Outcome, SkipReason};
+use super::outcome::Outcome;
 use crate::store::{BodyChecksums, ObjectSink, ObjectSource, WriteCondition, same_etag};
 use crate::task::ReplicationTask;
 
@@ -70,8 +70,10 @@ where
         {
             Ok(attributes) => attributes,
             Err(e) if e.is_not_found() => {
+                // The source is gone: no upload to finish. A fresh look settles the rest (with
+                // deletes replicated, it also removes a replica this copy completed just before).
                 guard.abort().await;
-                return Ok(Outcome::Skipped(SkipReason::SourceGone));
+                return self.copy(&fresh, deadline).await;
             }
             Err(e) => return Err(keep_if_transient(guard, ReplicationError::from_source(e)).await),
         };

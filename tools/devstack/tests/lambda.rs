@@ -93,12 +93,17 @@ async fn event_source_mapping_deletes_every_message_except_the_reported_failures
     stack.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_that_keeps_failing_moves_to_the_dlq_after_max_receive_count() {
-    let stack = common::start(|c| {
+/// Sends a task for a poisoned key to a stack whose queue redrives after 2 receives and whose
+/// function believes the limit is `function_limit`; returns the stack and what reached the DLQ.
+async fn keep_failing(
+    function_limit: &str,
+) -> (devstack::Stack, aws_sdk_sqs::types::Message, String) {
+    let limit = function_limit.to_owned();
+    let stack = common::start(move |c| {
         c.max_receive_count = 2;
         c.visibility_timeout = Duration::from_secs(1);
         c.emulator_faults = vec![POISON.into()];
+        c.function_env.push(("MAX_RECEIVE_COUNT".into(), limit));
     })
     .await;
     let body = common::task(&stack, "poison/forever.bin");
@@ -109,7 +114,7 @@ async fn a_message_that_keeps_failing_moves_to_the_dlq_after_max_receive_count()
         .message_body(&body)
         .send()
         .await
-        .unwrap();
+        .expect("sent");
 
     let dead = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     common::wait_for(
@@ -129,25 +134,68 @@ async fn a_message_that_keeps_failing_moves_to_the_dlq_after_max_receive_count()
                     .message_attribute_names("All")
                     .send()
                     .await
-                    .unwrap();
-                let mut dead = dead.lock().unwrap();
+                    .expect("received");
+                let mut dead = dead.lock().expect("the list");
                 dead.extend(output.messages.unwrap_or_default());
                 !dead.is_empty()
             }
         },
     )
     .await;
-    let dead = dead.lock().unwrap().clone();
+    let dead = dead.lock().expect("the list").clone();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].body(), Some(body.as_str()));
+    let message = dead[0].clone();
+    (stack, message, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_its_last_receive_a_failing_message_is_dead_lettered_with_its_reason() {
+    let (stack, dead, _) = keep_failing("2").await;
+    let attribute = |name: &str| {
+        dead.message_attributes()
+            .and_then(|a| a.get(name))
+            .and_then(|v| v.string_value())
+            .map(str::to_owned)
+    };
+    assert_eq!(
+        attribute("oss2s3-failure-kind").as_deref(),
+        Some("SourceUnavailable")
+    );
+    let reason = attribute("oss2s3-failure-reason").unwrap_or_default();
+    assert!(reason.starts_with("gave up after 2 receives"), "{reason}");
+    // The function sends the DLQ copy before it answers; then the message is deleted.
+    common::wait_for(
+        &stack,
+        "the message deleted",
+        Duration::from_secs(30),
+        || async { stack.esm_counts().deleted >= 1 },
+    )
+    .await;
+    let counts = stack.esm_counts();
+    assert_eq!(
+        counts.items_failed, 1,
+        "failed once, then dead-lettered: {counts:?}"
+    );
+    assert_eq!(
+        counts.deleted, 1,
+        "the function settled it on the second receive"
+    );
+    assert_eq!(stack.queue_depth(stack.queue_url()).await.unwrap(), (0, 0));
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_redrive_policy_still_catches_what_the_function_does_not_dead_letter() {
+    // The function believes in more receives than the queue allows.
+    let (stack, dead, _) = keep_failing("99").await;
     // Moved by the queue's redrive policy, not sent by the function (which labels its DLQ
     // messages with the failure kind).
     assert!(
-        dead[0]
-            .message_attributes()
+        dead.message_attributes()
             .is_none_or(|a| !a.contains_key("oss2s3-failure-kind")),
         "{:?}",
-        dead[0].message_attributes()
+        dead.message_attributes()
     );
     let counts = stack.esm_counts();
     assert_eq!(
