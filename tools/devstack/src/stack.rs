@@ -83,6 +83,9 @@ pub struct StackConfig {
     pub s3_proxy: bool,
     /// Extra or overriding forwarder environment, e.g. `FORWARD_DELETES`.
     pub forwarder_env: Vec<(String, String)>,
+    /// Run SQS in a moto server of its own. moto's SQS scans every message of a queue on each
+    /// receive, so a backlog of thousands costs a core; apart, it does not slow S3 down.
+    pub separate_sqs: bool,
 }
 
 impl StackConfig {
@@ -118,6 +121,7 @@ impl StackConfig {
             emulator_faults: Vec::new(),
             s3_proxy: false,
             forwarder_env: Vec::new(),
+            separate_sqs: false,
         }
     }
 }
@@ -127,6 +131,7 @@ impl StackConfig {
 pub struct Stack {
     config: StackConfig,
     moto_endpoint: String,
+    sqs_endpoint: String,
     emulator_endpoint: String,
     forwarder_url: String,
     queue_url: String,
@@ -144,6 +149,7 @@ pub struct Stack {
     emulator: ManagedProcess,
     forwarder: ManagedProcess,
     moto: ManagedProcess,
+    sqs_moto: Option<ManagedProcess>,
 }
 
 impl Stack {
@@ -152,7 +158,13 @@ impl Stack {
     pub async fn start(config: StackConfig) -> anyhow::Result<Self> {
         std::fs::create_dir_all(&config.run_dir)
             .with_context(|| format!("create {}", config.run_dir.display()))?;
-        let (moto, moto_endpoint) = start_moto(&config).await?;
+        let (moto, moto_endpoint) = start_moto(&config, "moto.log").await?;
+        let (sqs_moto, sqs_endpoint) = if config.separate_sqs {
+            let (process, endpoint) = start_moto(&config, "moto-sqs.log").await?;
+            (Some(process), endpoint)
+        } else {
+            (None, moto_endpoint.clone())
+        };
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(config.aws_region.clone()))
             .endpoint_url(&moto_endpoint)
@@ -166,7 +178,11 @@ impl Stack {
             .load()
             .await;
         let s3 = aws_sdk_s3::Client::from_conf(transfer::s3::s3_config(&sdk));
-        let sqs = aws_sdk_sqs::Client::new(&sdk);
+        let sqs = aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&sdk)
+                .endpoint_url(&sqs_endpoint)
+                .build(),
+        );
         let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
 
         let (dlq_url, dlq_arn) = create_queue(&sqs, &config.dlq_name, &[]).await?;
@@ -211,7 +227,7 @@ impl Stack {
         let s3_endpoint = s3_proxy
             .as_ref()
             .map_or_else(|| moto_endpoint.clone(), testkit::s3_proxy::S3Proxy::url);
-        let (forwarder, forwarder_url) = start_forwarder(&config, &moto_endpoint, &queue_url)?;
+        let (forwarder, forwarder_url) = start_forwarder(&config, &sqs_endpoint, &queue_url)?;
         let (emulator, emulator_endpoint) = start_emulator(&config, &forwarder_url)?;
 
         let mut functions = Vec::new();
@@ -221,6 +237,7 @@ impl Stack {
                 i,
                 &Endpoints {
                     moto: &moto_endpoint,
+                    sqs: &sqs_endpoint,
                     s3: &s3_endpoint,
                     emulator: &emulator_endpoint,
                     queue_url: &queue_url,
@@ -258,6 +275,7 @@ impl Stack {
         Ok(Self {
             config,
             moto_endpoint,
+            sqs_endpoint,
             emulator_endpoint,
             forwarder_url,
             queue_url,
@@ -274,6 +292,7 @@ impl Stack {
             emulator,
             forwarder,
             moto,
+            sqs_moto,
         })
     }
 
@@ -298,6 +317,9 @@ impl Stack {
         self.emulator.kill();
         self.forwarder.kill();
         self.moto.kill();
+        if let Some(moto) = &self.sqs_moto {
+            moto.kill();
+        }
     }
 
     /// The fault-injecting proxy between the replicator and S3, when the stack has one.
@@ -331,6 +353,12 @@ impl Stack {
     /// moto's endpoint (S3, SQS, Secrets Manager), `http://127.0.0.1:PORT`.
     pub fn aws_endpoint(&self) -> &str {
         &self.moto_endpoint
+    }
+
+    /// The SQS endpoint: the AWS endpoint, or moto's SQS server of its own
+    /// ([`StackConfig::separate_sqs`]).
+    pub fn sqs_endpoint(&self) -> &str {
+        &self.sqs_endpoint
     }
 
     /// The OSS emulator's endpoint (path-style), `http://127.0.0.1:PORT`.
@@ -509,6 +537,9 @@ impl Stack {
             self.emulator.log_path().to_owned(),
             self.forwarder.log_path().to_owned(),
         ];
+        if let Some(moto) = &self.sqs_moto {
+            logs.push(moto.log_path().to_owned());
+        }
         logs.extend(self.function_logs());
         logs.iter()
             .map(|p| testkit::process::log_tail(p, lines))
@@ -528,9 +559,9 @@ impl Drop for Stack {
 
 /// Starts `moto_server` on a free port (retrying on another port if that one was taken) and
 /// waits until it answers.
-async fn start_moto(config: &StackConfig) -> anyhow::Result<(ManagedProcess, String)> {
+async fn start_moto(config: &StackConfig, log: &str) -> anyhow::Result<(ManagedProcess, String)> {
     let moto = config.python.with_file_name("moto_server");
-    let log = config.run_dir.join("moto.log");
+    let log = config.run_dir.join(log);
     let http = reqwest::Client::new();
     let mut last_error = None;
     for _ in 0..3 {
@@ -661,6 +692,8 @@ fn start_emulator(
 /// Where the replicator's environment points.
 struct Endpoints<'a> {
     moto: &'a str,
+    /// SQS: moto, or a moto server of its own.
+    sqs: &'a str,
     /// S3: moto, or the fault proxy in front of it.
     s3: &'a str,
     emulator: &'a str,
@@ -682,6 +715,7 @@ fn function_spec(config: &StackConfig, i: usize, endpoints: &Endpoints<'_>) -> F
         ),
         ("AWS_ENDPOINT_URL", endpoints.moto),
         ("AWS_ENDPOINT_URL_S3", endpoints.s3),
+        ("AWS_ENDPOINT_URL_SQS", endpoints.sqs),
         ("OSS_REGION", config.oss_region.as_str()),
         ("OSS_ENDPOINT", endpoints.emulator),
         ("OSS_BUCKET", config.oss_bucket.as_str()),
