@@ -403,12 +403,15 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         task: &ReplicationTask,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
+        // Boxed: the engine's future is large and deep; one allocation per task keeps the
+        // batch's own future small.
+        let run = Box::pin(self.replicator.replicate(task, deadline));
         let Some(deadline) = deadline else {
-            return self.replicator.replicate(task, None).await;
+            return run.await;
         };
         let cutoff = deadline.checked_sub(HARD_STOP).unwrap_or_else(Instant::now);
         tokio::select! {
-            result = self.replicator.replicate(task, Some(deadline)) => result,
+            result = run => result,
             () = tokio::time::sleep_until(cutoff) => Err(ReplicationError::new(
                 transfer::replicate::FailureKind::DeadlineReached,
                 format!(

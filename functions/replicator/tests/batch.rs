@@ -340,8 +340,10 @@ async fn continuation_completes_the_object_in_a_second_invocation() {
     let stack = Stack::start().await;
     let body = data(3 * 5 * MIB + 7, 11);
     stack.seed("photos/2024/cat.jpg", &body).await;
+    // The engine stops 6 s before the deadline (the batch's hard stop is at 5 s).
     let copy = CopySettings {
         deadline_margin: Duration::from_hours(1),
+        stop_margin: Duration::from_secs(6),
         ..stack.copy_settings()
     };
     let batch = BatchSettings {
@@ -350,10 +352,10 @@ async fn continuation_completes_the_object_in_a_second_invocation() {
     };
     let processor = stack.processor_with(copy, batch, Some(stack.dlq_url.clone()));
 
-    // First invocation: the deadline is (nearly) here, so one part is copied and the rest
-    // continues in a new message on QUEUE_URL; the original is done.
+    // First invocation: the engine's stop is (nearly) here, so the copy hands on what it has
+    // in a new message on QUEUE_URL; the original is done.
     let first = fixture("sqs-task.json");
-    let deadline = Instant::now() + Duration::from_millis(50);
+    let deadline = Instant::now() + Duration::from_millis(6050);
     let response = processor.process(&first, Some(deadline)).await;
     assert!(ids(&response).is_empty(), "{response:?}");
     assert!(stack.dst_keys().await.is_empty());
@@ -623,7 +625,7 @@ impl TaskReplicator for CountingEngine {
 }
 
 /// An engine stand-in that records the order tasks start and end in, fails tasks whose key
-/// contains `fail`, and panics on keys containing `boom`.
+/// contains `fail`, panics on keys containing `boom`, and hangs on keys containing `hang`.
 #[derive(Default)]
 struct ScriptedEngine {
     log: std::sync::Mutex<Vec<String>>,
@@ -637,7 +639,8 @@ impl TaskReplicator for ScriptedEngine {
     ) -> Result<Outcome, ReplicationError> {
         let key = task.source.key.clone();
         self.log.lock().expect("log").push(format!("start {key}"));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let pause = if key.contains("hang") { 600_000 } else { 20 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
         assert!(!key.contains("boom"), "the engine blew up on {key}");
         self.log.lock().expect("log").push(format!("end {key}"));
         if key.contains("fail") {
@@ -723,6 +726,23 @@ async fn fifo_groups_run_in_order_and_stop_at_the_first_failure() {
                 .unwrap()
                 .max(log.iter().position(|l| l == "end b/1").unwrap()),
         "different groups run at once: {log:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_task_still_running_near_the_deadline_is_cancelled_and_retried() {
+    let processor = offline_processor(ScriptedEngine::default(), MetricsSink::Disabled);
+    let event = batch_of(&[("stuck", "hang/1", None)]);
+    let started = Instant::now();
+    // Past the start margin (30 s by default) would not start it: use a deadline that allows
+    // the start, then hangs past the 5 s hard stop.
+    let deadline = started + Duration::from_secs(36);
+    let response = processor.process(&event, Some(deadline)).await;
+    let took = started.elapsed();
+    assert_eq!(ids(&response), ["stuck"], "retried");
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_secs(33),
+        "answered 5 s before the deadline, not at it: {took:?}"
     );
 }
 
