@@ -186,6 +186,27 @@ impl Stack {
         Ok(())
     }
 
+    /// Creates a synthetic source object of `size` bytes in the emulator (generated as it is
+    /// read; see the emulator's `PUT /_emulator/synthetic`).
+    pub(crate) async fn put_synthetic(&self, key: &str, size: u64) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/_emulator/synthetic", self.oss_endpoint))
+            .body(
+                serde_json::json!({"bucket": SRC_BUCKET, "key": key, "size": size, "seed": size})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .context("PUT /_emulator/synthetic")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "PUT /_emulator/synthetic answered {}",
+            response.status()
+        );
+        Ok(())
+    }
+
     /// The size of a destination object.
     pub(crate) async fn dst_size(&self, bucket: &str, key: &str) -> anyhow::Result<u64> {
         let head = self

@@ -68,6 +68,7 @@ impl Function {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws.url()),
             ("OSS_REGION", "cn-hangzhou".to_owned()),
             ("OSS_ENDPOINT", env.oss_endpoint.clone()),
+            ("OSS_BUCKET", crate::env::SRC_BUCKET.to_owned()),
             ("OSS_SECRET_ID", "bench-oss-keys".to_owned()),
             ("DST_BUCKET", env.dst_bucket.clone()),
             ("QUEUE_URL", aws.queue_url("000000000000", "bench-tasks")),
@@ -103,6 +104,34 @@ impl Function {
     /// The replicator's CPU time and peak RSS (bytes) so far.
     pub(crate) fn usage(&self) -> anyhow::Result<(Duration, u64)> {
         self.instance.usage()
+    }
+
+    /// Invokes the function with one SQS event holding `bodies`; fails unless every message
+    /// succeeded. Returns how many messages the function sent to SQS (continuations).
+    pub(crate) async fn invoke_allowing_continuations(
+        &self,
+        bodies: &[String],
+    ) -> anyhow::Result<usize> {
+        let event = sqs_event::from_bodies(bodies, QUEUE_ARN);
+        let ids: Vec<String> = event
+            .records
+            .iter()
+            .filter_map(|r| r.message_id.clone())
+            .collect();
+        let payload = Bytes::from(serde_json::to_vec(&event)?);
+        let body = match self.instance.invoke(payload).await {
+            InvocationOutcome::Response(body) => body,
+            other => bail!("the invocation failed: {other:?}; see the replicator's log"),
+        };
+        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let failed = sqs_event::failed_items(&body, &id_refs).map_err(anyhow::Error::msg)?;
+        ensure!(
+            failed.is_empty(),
+            "the replicator reported {} of {} messages failed; see its log",
+            failed.len(),
+            ids.len()
+        );
+        Ok(self.aws.messages().len())
     }
 
     /// Invokes the function with one SQS event holding `bodies`; fails unless every message

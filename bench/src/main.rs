@@ -49,7 +49,7 @@ pub(crate) struct RunArgs {
     /// The `s3s-fs` binary; without it the S3 sink is moto (only sensible with `--quick`).
     #[arg(long)]
     s3s_fs: Option<PathBuf>,
-    /// Only these measurements (comma-separated: p1,p2,p3,p4,p5,p7).
+    /// Only these measurements (comma-separated: p1,p2,p3,p4,p5,p7,p8).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Scratch space for objects and logs.

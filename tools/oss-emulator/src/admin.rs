@@ -1,5 +1,5 @@
 //! The unsigned admin API under `/_emulator/` (a name no OSS bucket can have): health, stats,
-//! fault rules, notification targets, credentials and reset, as JSON.
+//! fault rules, notification targets, credentials, synthetic objects and reset, as JSON.
 
 use axum::body::Body;
 use http::{Method, Response, StatusCode};
@@ -19,6 +19,16 @@ pub(crate) struct CredentialsJson {
     access_key_secret: String,
     #[serde(default)]
     security_token: Option<String>,
+}
+
+/// A synthetic object to create (`PUT /_emulator/synthetic`).
+#[derive(Debug, Deserialize)]
+struct SyntheticJson {
+    bucket: String,
+    key: String,
+    size: u64,
+    #[serde(default)]
+    seed: u64,
 }
 
 /// A JSON response.
@@ -79,6 +89,16 @@ pub(crate) async fn handle(
                 state.faults.set(rules);
                 ok()
             }
+            Err(response) => response,
+        },
+        ("PUT", "synthetic") => match read::<SyntheticJson>(body).await {
+            Ok(o) => match state.store.put_synthetic(&o.bucket, &o.key, o.size, o.seed) {
+                Ok(meta) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({"etag": meta.etag, "size": meta.size, "crc64": meta.crc64.to_string()}),
+                ),
+                Err(e) => text(StatusCode::NOT_FOUND, &e.message),
+            },
             Err(response) => response,
         },
         ("GET", "notifications") => json(StatusCode::OK, &state.notifier.targets()),

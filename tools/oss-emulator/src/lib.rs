@@ -435,7 +435,7 @@ impl Emulator {
         };
         let data = match &object.blob {
             Blob::Memory(bytes) => bytes.clone(),
-            blob @ Blob::File { .. } => {
+            blob @ (Blob::File { .. } | Blob::Synthetic { .. }) => {
                 let mut stream = blob.stream(0, blob.len()).await?;
                 let mut out = Vec::with_capacity(transfer::size::as_usize(blob.len()));
                 while let Some(chunk) = stream.next().await {

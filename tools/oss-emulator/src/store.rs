@@ -37,6 +37,9 @@ pub(crate) enum Blob {
     Memory(Bytes),
     /// A file in the data directory.
     File { path: PathBuf, len: u64 },
+    /// Generated as it is read: `pattern` repeated up to `len` bytes. Synthetic objects of any
+    /// size (up to terabytes) for benchmarks; never written to the data directory.
+    Synthetic { pattern: Bytes, len: u64 },
 }
 
 impl Blob {
@@ -44,7 +47,7 @@ impl Blob {
     pub(crate) fn len(&self) -> u64 {
         match self {
             Blob::Memory(b) => b.len() as u64,
-            Blob::File { len, .. } => *len,
+            Blob::File { len, .. } | Blob::Synthetic { len, .. } => *len,
         }
     }
 
@@ -70,7 +73,63 @@ impl Blob {
                 file.seek(io::SeekFrom::Start(start)).await?;
                 Ok(tokio_util::io::ReaderStream::with_capacity(file.take(len), CHUNK).boxed())
             }
+            Blob::Synthetic { pattern, .. } => {
+                let pattern = pattern.clone();
+                let period = pattern.len() as u64;
+                let end = start + len;
+                let chunks = stream::unfold(start, move |at| {
+                    let pattern = pattern.clone();
+                    async move {
+                        if at >= end {
+                            return None;
+                        }
+                        let from = transfer::size::as_usize(at % period);
+                        let take = (end - at).min(CHUNK as u64).min(period - at % period);
+                        let chunk = pattern.slice(from..from + transfer::size::as_usize(take));
+                        Some((Ok(chunk), at + take))
+                    }
+                });
+                Ok(chunks.boxed())
+            }
         }
+    }
+
+    /// A synthetic blob of `len` bytes: a 1 MiB pseudo-random block from `seed`, repeated.
+    /// Returns it with its ETag and CRC-64 (combined, not computed over `len` bytes).
+    pub(crate) fn synthetic(len: u64, seed: u64) -> (Self, String, u64) {
+        const PERIOD: usize = 1024 * 1024;
+        let mut state = seed | 1;
+        let mut pattern = Vec::with_capacity(PERIOD);
+        while pattern.len() < PERIOD {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            pattern.extend_from_slice(&state.to_le_bytes());
+        }
+        let period = PERIOD as u64;
+        let (copies, tail) = (len / period, len % period);
+        // The CRC of `copies` patterns by doubling, then the tail.
+        let (mut crc, mut power, mut power_len, mut n) =
+            (0_u64, crc64::checksum(&pattern), period, copies);
+        while n > 0 {
+            if n & 1 == 1 {
+                crc = crc64::combine(crc, power, power_len);
+            }
+            power = crc64::combine(power, power, power_len);
+            power_len *= 2;
+            n >>= 1;
+        }
+        crc = crc64::combine(
+            crc,
+            crc64::checksum(&pattern[..transfer::size::as_usize(tail)]),
+            tail,
+        );
+        let etag = format!("{}-{len}", hex::encode_upper(Md5::digest(&pattern)));
+        let blob = Self::Synthetic {
+            pattern: Bytes::from(pattern),
+            len,
+        };
+        (blob, etag, crc)
     }
 }
 
@@ -428,7 +487,8 @@ impl Store {
                 write_sidecar(&dir.join(bucket).join("objects"), &meta)?;
                 Blob::Memory(bytes)
             }
-            (None, blob) => blob,
+            // Synthetic blobs are generated, never written to the data directory.
+            (None, blob) | (Some(_), blob @ Blob::Synthetic { .. }) => blob,
         };
         let previous = objects.insert(meta.key.clone(), Object { meta, blob });
         if let Some(Object {
@@ -439,6 +499,25 @@ impl Store {
             let _ = std::fs::remove_file(path);
         }
         Ok(previous)
+    }
+
+    /// Stores a synthetic object of `size` bytes (see [`Blob::synthetic`]), without an event.
+    pub(crate) fn put_synthetic(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+        seed: u64,
+    ) -> Result<ObjectMeta, OssError> {
+        let (blob, etag, crc64) = Blob::synthetic(size, seed);
+        let meta = ObjectMeta {
+            size,
+            etag,
+            crc64,
+            ..ObjectMeta::new(key, "Normal", "Standard".to_owned(), Vec::new())
+        };
+        self.put(bucket, meta.clone(), blob)?;
+        Ok(meta)
     }
 
     /// Updates an object's metadata in place (restore state).
@@ -568,4 +647,39 @@ pub(crate) fn combined_crc(parts: impl IntoIterator<Item = (u64, u64)>) -> u64 {
     parts
         .into_iter()
         .fold(0, |acc, (crc, len)| crc64::combine(acc, crc, len))
+}
+
+#[cfg(test)]
+mod synthetic_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn synthetic_blobs_stream_what_their_crc_and_length_say() {
+        for len in [0, 10, 1024 * 1024, 2 * 1024 * 1024 + 12_345] {
+            let (blob, etag, crc) = Blob::synthetic(len, 7);
+            assert_eq!(blob.len(), len);
+            assert!(!etag.is_empty());
+            let mut stream = blob.stream(0, len).await.expect("stream");
+            let mut actual = Crc64::new();
+            while let Some(chunk) = stream.next().await {
+                actual.update(&chunk.expect("chunk"));
+            }
+            assert_eq!(actual.len(), len);
+            assert_eq!(actual.value(), crc, "len {len}");
+        }
+        // A range in the middle, across the pattern's period.
+        let (blob, _, _) = Blob::synthetic(3 * 1024 * 1024, 9);
+        let mut whole = Vec::new();
+        let mut stream = blob.stream(0, blob.len()).await.expect("stream");
+        while let Some(chunk) = stream.next().await {
+            whole.extend_from_slice(&chunk.expect("chunk"));
+        }
+        let (start, len) = (1024 * 1024 - 100, 300_u64);
+        let mut part = Vec::new();
+        let mut stream = blob.stream(start, len).await.expect("stream");
+        while let Some(chunk) = stream.next().await {
+            part.extend_from_slice(&chunk.expect("chunk"));
+        }
+        assert_eq!(part, whole[1024 * 1024 - 100..1024 * 1024 + 200]);
+    }
 }

@@ -13,7 +13,9 @@
 //! - [`sqs_event`]: the SQS events Lambda's event source mapping delivers;
 //! - [`aws_stub`]: a minimal AWS JSON-protocol endpoint (a fixed Secrets Manager secret and a
 //!   counting SQS sink);
-//! - [`s3_proxy`]: a proxy in front of an S3 server that counts requests by operation;
+//! - [`s3_proxy`]: a proxy in front of an S3 server that counts requests by operation and
+//!   injects faults;
+//! - [`discard_s3`]: an S3 endpoint that verifies what it receives and keeps none of it;
 //! - [`layering`]: a check that a crate's modules have no cycles.
 
 // Test support fails the test that called it by panicking, so its panics are its contract.
@@ -23,6 +25,7 @@
 )]
 
 pub mod aws_stub;
+pub mod discard_s3;
 pub mod lambda;
 pub mod layering;
 pub mod moto;
