@@ -137,25 +137,7 @@ impl Function {
     /// Invokes the function with one SQS event holding `bodies`; fails unless every message
     /// succeeded without touching SQS.
     pub(crate) async fn replicate(&self, bodies: &[String]) -> anyhow::Result<()> {
-        let event = sqs_event::from_bodies(bodies, QUEUE_ARN);
-        let ids: Vec<String> = event
-            .records
-            .iter()
-            .filter_map(|r| r.message_id.clone())
-            .collect();
-        let payload = Bytes::from(serde_json::to_vec(&event)?);
-        let body = match self.instance.invoke(payload).await {
-            InvocationOutcome::Response(body) => body,
-            other => bail!("the invocation failed: {other:?}; see the replicator's log"),
-        };
-        let id_refs: Vec<&str> = ids.iter().map(String::as_str).collect();
-        let failed = sqs_event::failed_items(&body, &id_refs).map_err(anyhow::Error::msg)?;
-        ensure!(
-            failed.is_empty(),
-            "the replicator reported {} of {} messages failed; see its log",
-            failed.len(),
-            ids.len()
-        );
+        self.invoke_allowing_continuations(bodies).await?;
         ensure!(
             self.aws.messages().is_empty() && self.aws.refused().is_empty(),
             "the replicator called SQS (a continuation or a dead letter): {:?} {:?}",

@@ -494,6 +494,40 @@ async fn a_single_put_that_cannot_finish_before_the_deadline_writes_nothing() {
     assert!(env.dst_keys().is_empty());
 }
 
+#[tokio::test]
+async fn a_transient_failure_of_the_completion_keeps_every_part() {
+    // S3's InternalError inside a 200 CompleteMultipartUpload answer is transient: the upload,
+    // with every part sent, waits for the next invocation to complete it.
+    let env = Env::new();
+    let body = data(PART * 3 + 11, 8);
+    env.seed("complete/later.bin", &body);
+    env.dst.inject(
+        FaultRule::on(
+            "CompleteMultipartUpload",
+            Fault::Fail(transfer::store::StoreErrorKind::Unavailable),
+        )
+        .times(1),
+    );
+    let engine = env.engine(env.settings());
+    let Outcome::Continue { task: next, delay } = engine
+        .replicate(&task("complete/later.bin"), None)
+        .await
+        .expect("continues")
+    else {
+        panic!("expected a continuation");
+    };
+    assert!(
+        delay > Duration::ZERO,
+        "after a failure, the next try waits"
+    );
+    assert_eq!(env.pending_uploads(), 1, "not aborted");
+    env.dst.reset_counters();
+    let outcome = engine.replicate(&next, None).await.expect("completed");
+    assert!(matches!(outcome, Outcome::Copied { .. }), "{outcome:?}");
+    assert_eq!(env.dst.request_count("UploadPart"), 0, "no part sent again");
+    assert!(env.dst_bytes("complete/later.bin") == Some(body));
+}
+
 // ---------------------------------------------------------------------------------------------
 // Keys and limits
 

@@ -30,24 +30,10 @@ async fn cargo_lambda_watch_and_invoke_replicate_the_fixture() {
     stack.seed("photos/2024/cat.jpg", &body).await;
 
     let dir = tempfile::tempdir().expect("a temporary directory");
-    let emulator = stack.services.emulator.endpoint();
-    let moto = stack.services.moto.endpoint();
     let env_file = dir.path().join("replicator.env");
-    let vars = [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", moto.as_str()),
-        ("OSS_REGION", common::REGION),
-        ("OSS_ENDPOINT", emulator.as_str()),
-        ("OSS_BUCKET", common::SRC),
-        ("OSS_SECRET_ID", stack.secret_id.as_str()),
-        ("DST_BUCKET", stack.dst.as_str()),
-        ("QUEUE_URL", stack.queue_url.as_str()),
-        ("DLQ_URL", stack.dlq_url.as_str()),
-        ("OSS2S3_S3_COMPAT", "moto"),
-        ("FUNCTION_TIMEOUT_SECONDS", "120"),
-    ];
+    let mut vars = stack.function_vars();
+    vars.push(("AWS_REGION".to_owned(), "us-east-1".to_owned()));
+    vars.push(("FUNCTION_TIMEOUT_SECONDS".to_owned(), "120".to_owned()));
     let text = vars
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

@@ -67,25 +67,8 @@ async fn start_function(
     log: &std::path::Path,
     extra: &[(&str, &str)],
 ) -> FunctionInstance {
-    let emulator = stack.services.emulator.endpoint();
-    let moto = stack.services.moto.endpoint();
-    let mut env: Vec<(String, String)> = [
-        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_ENDPOINT_URL", moto.as_str()),
-        ("OSS_REGION", common::REGION),
-        ("OSS_ENDPOINT", emulator.as_str()),
-        ("OSS_BUCKET", common::SRC),
-        ("OSS_SECRET_ID", stack.secret_id.as_str()),
-        ("DST_BUCKET", stack.dst.as_str()),
-        ("QUEUE_URL", stack.queue_url.as_str()),
-        ("DLQ_URL", stack.dlq_url.as_str()),
-        ("OSS2S3_S3_COMPAT", "moto"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    let mut env = stack.function_vars();
+    env.push(("AWS_LAMBDA_LOG_FORMAT".to_owned(), "JSON".to_owned()));
     env.extend(
         extra
             .iter()

@@ -106,6 +106,27 @@ mod tests {
 
     const CAP: Duration = Duration::from_secs(10);
 
+    /// A 503 from OSS asking for `qos_ms` of pause (`x-oss-qos-delay-time`).
+    fn throttled(qos_ms: &'static str) -> OssError {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            crate::oss::error::QOS_DELAY_TIME,
+            http::HeaderValue::from_static(qos_ms),
+        );
+        headers.insert(
+            crate::oss::error::REQUEST_ID,
+            http::HeaderValue::from_static("RID"),
+        );
+        OssError::from_response(
+            "GetObject",
+            "b",
+            Some("k"),
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            &headers,
+            b"",
+        )
+    }
+
     #[test]
     fn qos_delay_raises_but_never_lowers_the_backoff() {
         let plain = failure(ErrorKind::Throttled);
@@ -119,19 +140,7 @@ mod tests {
             "exhausted stays exhausted"
         );
 
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            crate::oss::error::QOS_DELAY_TIME,
-            http::HeaderValue::from_static("750"),
-        );
-        let throttled = OssError::from_response(
-            "GetObject",
-            "b",
-            Some("k"),
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            &headers,
-            b"",
-        );
+        let throttled = throttled("750");
         assert_eq!(
             next_delay(&throttled, Some(Duration::from_millis(5)), CAP),
             Some(Duration::from_millis(750))
@@ -144,19 +153,7 @@ mod tests {
 
     #[test]
     fn qos_delay_is_capped_at_the_policy_maximum() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert(
-            crate::oss::error::QOS_DELAY_TIME,
-            http::HeaderValue::from_static("3600000"),
-        );
-        let throttled = OssError::from_response(
-            "GetObject",
-            "b",
-            Some("k"),
-            http::StatusCode::SERVICE_UNAVAILABLE,
-            &headers,
-            b"",
-        );
+        let throttled = throttled("3600000");
         assert_eq!(
             next_delay(&throttled, Some(Duration::from_millis(5)), CAP),
             Some(CAP),

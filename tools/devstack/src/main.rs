@@ -118,7 +118,7 @@ async fn main() -> ExitCode {
         testkit::process::kill_all();
         std::process::exit(130);
     });
-    let outcome = run(cli, interrupted_rx).await;
+    let outcome = Box::pin(run(cli, interrupted_rx)).await;
     testkit::process::kill_all();
     match outcome {
         Ok(code) => code,
@@ -171,22 +171,9 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
                 seed: args.seed,
                 ..ChaosOptions::default()
             };
-            let report = tokio::select! {
-                report = chaos::run(&stack, &options) => report,
-                () = stopped() => {
-                    stack.shutdown().await;
-                    eprintln!("devstack: chaos run interrupted; every process it started is stopped");
-                    return Ok(ExitCode::from(130));
-                }
-            };
-            stack.shutdown().await;
-            let report = report?;
-            println!("{report}");
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let run = chaos::run(&stack, &options);
+            let report = until_stopped(run, stopped(), "chaos run").await;
+            finish(stack, report, devstack::chaos::ChaosReport::passed).await
         }
         Command::Demo(args) => {
             let options = DemoOptions {
@@ -195,24 +182,45 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
                 timeout: Duration::from_secs(args.timeout),
                 ..DemoOptions::default()
             };
-            let report = tokio::select! {
-                report = demo::run(&stack, &options) => report,
-                () = stopped() => {
-                    stack.shutdown().await;
-                    eprintln!("devstack: demo interrupted; every process it started is stopped");
-                    return Ok(ExitCode::from(130));
-                }
-            };
-            stack.shutdown().await;
-            let report = report?;
-            println!("{report}");
-            Ok(if report.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
+            let run = demo::run(&stack, &options);
+            let report = until_stopped(run, stopped(), "demo").await;
+            finish(stack, report, devstack::demo::DemoReport::passed).await
         }
     }
+}
+
+/// Runs `work` unless the user interrupts first; `None` then.
+async fn until_stopped<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+    stopped: impl std::future::Future<Output = ()>,
+    what: &str,
+) -> Option<anyhow::Result<T>> {
+    tokio::select! {
+        result = work => Some(result),
+        () = stopped => {
+            eprintln!("devstack: {what} interrupted; stopping every process it started");
+            None
+        }
+    }
+}
+
+/// Stops the stack, prints the report and turns it into the exit status (130 if interrupted).
+async fn finish<R: std::fmt::Display>(
+    stack: Stack,
+    report: Option<anyhow::Result<R>>,
+    passed: fn(&R) -> bool,
+) -> anyhow::Result<ExitCode> {
+    stack.shutdown().await;
+    let Some(report) = report else {
+        return Ok(ExitCode::from(130));
+    };
+    let report = report?;
+    println!("{report}");
+    Ok(if passed(&report) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 async fn stack_config(args: &StackArgs) -> anyhow::Result<StackConfig> {

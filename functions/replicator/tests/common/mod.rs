@@ -103,6 +103,29 @@ impl Stack {
         }
     }
 
+    /// The function's environment against this stack, as a deployment sets it (moto for
+    /// every AWS service, the emulator for OSS).
+    pub fn function_vars(&self) -> Vec<(String, String)> {
+        let emulator = self.services.emulator.endpoint();
+        let moto = self.services.moto.endpoint();
+        [
+            ("AWS_ACCESS_KEY_ID", "test"),
+            ("AWS_SECRET_ACCESS_KEY", "test"),
+            ("AWS_ENDPOINT_URL", moto.as_str()),
+            ("OSS_REGION", REGION),
+            ("OSS_ENDPOINT", emulator.as_str()),
+            ("OSS_BUCKET", SRC),
+            ("OSS_SECRET_ID", self.secret_id.as_str()),
+            ("DST_BUCKET", self.dst.as_str()),
+            ("QUEUE_URL", self.queue_url.as_str()),
+            ("DLQ_URL", self.dlq_url.as_str()),
+            ("OSS2S3_S3_COMPAT", "moto"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
     /// An OSS client on the emulator with its keys from the test's secret, as the function
     /// has.
     pub fn oss(&self) -> OssClient {

@@ -14,7 +14,7 @@ use transfer::oss::{
 use transfer::size::{KIB, MIB};
 
 use super::ChaosOptions;
-use crate::demo::{Appender, DemoObject, DemoOptions, UploadKind, dataset, upload};
+use crate::demo::{Appender, DemoObject, DemoOptions, Rng, UploadKind, dataset, upload};
 use crate::stack::Stack;
 
 /// The emulator's pace for the GETs of race objects: slow, like a cross-border link.
@@ -105,23 +105,6 @@ pub(super) async fn clear_faults(stack: &Stack) -> anyhow::Result<()> {
         proxy.clear_faults();
     }
     Ok(())
-}
-
-/// A small deterministic random source.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// What happens to one object after its first upload.

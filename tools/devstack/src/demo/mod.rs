@@ -23,6 +23,7 @@ mod report;
 mod upload;
 mod verify;
 
+pub(crate) use dataset::Rng;
 pub use dataset::{DemoObject, UploadKind, dataset};
 pub use report::{DemoReport, FunctionMetrics, function_metrics, percentile};
 pub use upload::{Appender, Uploaded, upload};
