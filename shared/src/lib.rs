@@ -14,7 +14,7 @@
 //! | `s3` | `s3` | Amazon S3 on aws-sdk-s3; an object store |
 //! | `sqs` | `sqs` | sending tasks to SQS with SendMessageBatch |
 //! | `secrets` | `secrets` | OSS credentials from AWS Secrets Manager |
-//! | `engine` | `replicate` | the copy engine |
+//! | `engine` | `replicate`, `migrate` | the copy engine; whole-bucket listing and comparison |
 //! | `memory` | `store::memory` | the in-memory reference store, with fault hooks |
 //! | `logging` | `logging` | log settings and the tracing subscriber |
 //!
@@ -26,6 +26,7 @@
 //! cycles (`tests/layering.rs` checks this list against the code).
 //!
 //! ```text
+//! migrate    whole-bucket listing, merge and comparison (feature engine)
 //! replicate  the copy engine (feature engine)
 //! secrets    OSS credentials from Secrets Manager (feature secrets)
 //! logging    log variables and the tracing subscriber (feature logging)
@@ -55,6 +56,8 @@ pub mod trigger;
 
 #[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "engine")]
+pub mod migrate;
 #[cfg(feature = "signer")]
 pub mod oss;
 #[cfg(feature = "engine")]

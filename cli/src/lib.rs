@@ -1,0 +1,27 @@
+//! `oss2s3`: migration jobs between Alibaba Cloud OSS and Amazon S3.
+//!
+//! `diff` says what a sync would do, `sync` copies what the destination lacks or holds older
+//! (with the replicator's engine, in this process), `verify` proves that the two sides agree.
+//! `docs/migration.md` describes jobs, reports and throttling.
+//!
+//! | module | what |
+//! |---|---|
+//! | `app` | the command line |
+//! | `location` | `oss://` and `s3://` locations |
+//! | `stores` | the stores, configured from the environment as the replicator's are |
+//! | `job` | one job: list, merge, decide, act, record, checkpoint |
+//! | `filter` | include/exclude globs, time and size bounds |
+//! | `throttle` | `--bwlimit` timetables and `--tpslimit` |
+//! | `stats`, `report`, `html` | counts, the report's lists, `summary.json`, `report.html` |
+//! | `progress` | a progress bar or plain lines |
+
+pub mod app;
+pub mod filter;
+pub mod html;
+pub mod job;
+pub mod location;
+pub mod progress;
+pub mod report;
+pub mod stats;
+pub mod stores;
+pub mod throttle;
