@@ -23,6 +23,7 @@ pub(super) async fn end_to_end_latency(
         oss_emulator: args.bin_dir.join("oss-emulator"),
         forwarder: args.bin_dir.join("bootstrap"),
         replicator: args.bin_dir.join("replicator"),
+        cli: None,
     };
     let run_dir = bench.work.join("devstack");
     let config = devstack::StackConfig::new(binaries, args.python.clone(), run_dir);

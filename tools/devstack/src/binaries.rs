@@ -24,7 +24,7 @@ pub enum Profile {
     Release,
 }
 
-/// The three programs the stack runs, besides moto.
+/// The programs the stack runs, besides moto.
 #[derive(Debug, Clone)]
 pub struct Binaries {
     /// `oss-emulator`.
@@ -33,6 +33,8 @@ pub struct Binaries {
     pub forwarder: PathBuf,
     /// The replicator's `bootstrap` (a Lambda `provided.al2023` function).
     pub replicator: PathBuf,
+    /// The `oss2s3` command line, for the demo's backfill and verify (`None`: not built).
+    pub cli: Option<PathBuf>,
 }
 
 /// The workspace root (where `Cargo.toml` with `[workspace]` is).
@@ -50,6 +52,7 @@ impl Binaries {
             oss_emulator: resolve(profile, &messages, "oss-emulator", "oss-emulator")?,
             forwarder: resolve(profile, &messages, "oss-forwarder", "bootstrap")?,
             replicator: resolve(profile, &messages, "replicator", "bootstrap")?,
+            cli: Some(resolve(profile, &messages, "oss2s3-cli", "oss2s3")?),
         })
     }
 }

@@ -89,6 +89,10 @@ struct DemoArgs {
     /// How long to wait for replication, in seconds.
     #[arg(long, default_value_t = 600)]
     timeout: u64,
+    /// Objects already in the bucket before replication starts: backfilled with
+    /// `oss2s3 sync`, and both buckets audited with `oss2s3 verify` at the end (0: neither).
+    #[arg(long, default_value_t = 40)]
+    existing: usize,
 }
 
 #[tokio::main(worker_threads = 4)]
@@ -180,6 +184,7 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
                 objects: args.objects,
                 max_size: args.max_size_mib * transfer::size::MIB,
                 timeout: Duration::from_secs(args.timeout),
+                existing: args.existing,
                 ..DemoOptions::default()
             };
             let run = demo::run(&stack, &options);

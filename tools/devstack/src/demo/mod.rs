@@ -18,11 +18,13 @@ use transfer::oss::{
 use transfer::replicate::{MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE};
 use transfer::store::ContentHeaders;
 
+mod backfill;
 mod dataset;
 mod report;
 mod upload;
 mod verify;
 
+pub use backfill::CliRun;
 pub(crate) use dataset::Rng;
 pub use dataset::{DemoObject, UploadKind, dataset};
 pub use report::{DemoReport, FunctionMetrics, function_metrics, percentile};
@@ -48,6 +50,9 @@ pub struct DemoOptions {
     pub upload_concurrency: usize,
     /// Seed of the object contents and sizes (the same seed gives the same data set).
     pub seed: u64,
+    /// Objects already in the bucket before replication starts, backfilled with `oss2s3 sync`
+    /// (0: no backfill and no final `oss2s3 verify`).
+    pub existing: usize,
 }
 
 impl Default for DemoOptions {
@@ -59,6 +64,7 @@ impl Default for DemoOptions {
             timeout: Duration::from_mins(10),
             upload_concurrency: 4,
             seed: 20_240_501,
+            existing: 40,
         }
     }
 }
@@ -79,6 +85,19 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
         bail!("the data set has duplicate keys");
     }
     let bytes: u64 = objects.iter().map(|o| o.size).sum();
+    let backfill = if options.existing > 0 {
+        let existing = backfill::seed_existing(stack, options.existing, options.seed).await?;
+        eprintln!(
+            "demo: {} objects ({:.1} MiB) were in oss://{bucket} before replication; backfilling with oss2s3 sync",
+            options.existing,
+            existing as f64 / MIB as f64
+        );
+        let run = backfill::run_cli(stack, "sync", "backfill").await?;
+        eprintln!("demo: {}", run.headline());
+        Some(run)
+    } else {
+        None
+    };
     let started = Instant::now();
     let deadline = started + options.timeout;
     let arrivals = Arrivals::default();
@@ -151,6 +170,14 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
         .filter(|(_, p)| !p.is_empty())
         .map(|(key, problems)| Mismatch { key, problems })
         .collect();
+    let audit = if options.existing > 0 {
+        eprintln!("demo: auditing both buckets with oss2s3 verify");
+        let run = backfill::run_cli(stack, "verify", "verify").await?;
+        print!("{}", run.stdout);
+        Some(run)
+    } else {
+        None
+    };
     let (dlq_visible, dlq_in_flight) = stack.queue_depth(stack.dlq_url()).await?;
     let (queue_visible, queue_in_flight) = stack.queue_depth(stack.queue_url()).await?;
     Ok(DemoReport {
@@ -166,5 +193,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
         esm: stack.esm_counts(),
         dlq_depth: dlq_visible + dlq_in_flight,
         queue_depth: queue_visible + queue_in_flight,
+        backfill,
+        audit,
     })
 }

@@ -76,6 +76,10 @@ pub struct DemoReport {
     pub dlq_depth: u64,
     /// Messages left in the task queue (visible + in flight).
     pub queue_depth: u64,
+    /// The backfill of the objects that were there before replication (`oss2s3 sync`).
+    pub backfill: Option<super::CliRun>,
+    /// The final audit of both buckets (`oss2s3 verify`).
+    pub audit: Option<super::CliRun>,
 }
 
 impl DemoReport {
@@ -85,6 +89,8 @@ impl DemoReport {
             && self.mismatches.is_empty()
             && self.verified == self.objects
             && self.dlq_depth == 0
+            && self.backfill.as_ref().is_none_or(super::CliRun::ok)
+            && self.audit.as_ref().is_none_or(super::CliRun::ok)
     }
 
     /// The `p`-th percentile of the observed latencies (nearest rank), if any object arrived.
@@ -189,6 +195,25 @@ impl fmt::Display for DemoReport {
                 ),
             ),
             (
+                "backfill",
+                self.backfill
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), |r| format!("oss2s3 {}", r.headline())),
+            ),
+            (
+                "verify",
+                self.audit.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |r| {
+                        format!(
+                            "oss2s3 verify {}: {}",
+                            if r.ok() { "PASS" } else { "FAIL" },
+                            r.report.display()
+                        )
+                    },
+                ),
+            ),
+            (
                 "result",
                 if self.passed() {
                     "PASS".to_owned()
@@ -244,6 +269,8 @@ mod tests {
             esm: EsmCounts::default(),
             dlq_depth: 0,
             queue_depth: 0,
+            backfill: None,
+            audit: None,
         };
         assert_eq!(report.percentile(50.0), Some(Duration::from_millis(50)));
         assert_eq!(report.percentile(99.0), Some(Duration::from_millis(99)));
