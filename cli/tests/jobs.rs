@@ -505,3 +505,55 @@ async fn the_emulator_and_s3_both_list_in_utf8_byte_order_across_pages() {
         .expect("moto lists in order");
     assert_eq!(listed, want, "moto's S3");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_other_direction_syncs_s3_into_oss_and_verifies() {
+    let stack = Stack::start().await;
+    let mut want = std::collections::BTreeMap::new();
+    for i in 0..30 {
+        let key = odd_key("s3", i);
+        let body = data(1 + i * 97, i as u64);
+        stack.put_s3(&key, &body).await;
+        want.insert(key, body);
+    }
+    let big = "s3/big object".to_owned();
+    let body = data(12 << 20, 99);
+    stack.put_s3(&big, &body).await;
+    want.insert(big, body);
+    let src = stack.dst_url();
+    let dst = format!("oss://{}/from-s3/", common::SRC);
+    let sync = stack
+        .run(&[
+            "sync",
+            &src,
+            &dst,
+            "--job-id",
+            "back",
+            "--part-size",
+            "5M",
+            "--quiet",
+        ])
+        .await;
+    assert_eq!(code(&sync), 0);
+    assert_eq!(stack.list("back", "completed_list").len(), want.len());
+    for (key, body) in &want {
+        let (got, info) = stack
+            .services
+            .emulator
+            .get_object_direct(common::SRC, &format!("from-s3/{key}"))
+            .await
+            .expect("readable")
+            .expect("copied into OSS");
+        assert_eq!(got.as_ref(), body.as_slice(), "{key}");
+        assert_eq!(info.crc64, transfer::crc64::checksum(body), "{key}");
+    }
+    let verify = stack
+        .run(&["verify", &src, &dst, "--job-id", "back-v", "--quiet"])
+        .await;
+    assert_eq!(code(&verify), 0);
+    let again = stack
+        .run(&["sync", &src, &dst, "--job-id", "back-2", "--quiet"])
+        .await;
+    assert_eq!(code(&again), 0);
+    assert!(stack.list("back-2", "completed_list").is_empty());
+}
