@@ -20,7 +20,7 @@ use crate::location::{Location, Service};
 use crate::progress::Progress;
 use crate::stats::human_bytes;
 use crate::throttle::Timetable;
-use crate::{job, stores};
+use crate::{job, queue, status, stores};
 
 /// Migration jobs between Alibaba Cloud OSS and Amazon S3: diff, sync and verify whole buckets.
 ///
@@ -44,6 +44,74 @@ enum Command {
     Sync(SyncArgs),
     /// Compare without copying; write the report; exit 1 when anything differs.
     Verify(VerifyArgs),
+    /// Where one object stands: replicated (the marker matches), stale, missing, pending, or in
+    /// the DLQ with its reason. Exit 0 only when replicated.
+    Status(StatusArgs),
+    /// The replicator's dead-letter queue: list failures with kind and reason, or move them
+    /// back to the task queue.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Args)]
+struct StatusArgs {
+    /// The source object: oss://bucket/key or s3://bucket/key.
+    object: Location,
+    /// Where it is replicated to: s3://bucket/prefix (the replicator's DST_BUCKET and
+    /// DST_PREFIX) or oss://bucket/prefix.
+    destination: Location,
+    /// The replicator's SRC_PREFIX: stripped from the key before DST_PREFIX is put in front.
+    #[arg(long, default_value = "")]
+    src_prefix: String,
+    /// The task queue's URL: report whether tasks are still pending there.
+    #[arg(long, value_name = "URL")]
+    queue: Option<String>,
+    /// The DLQ's URL: look for this object's failures there.
+    #[arg(long, value_name = "URL")]
+    dlq: Option<String>,
+    /// How many DLQ messages to look through.
+    #[arg(long, default_value_t = 1000)]
+    dlq_scan: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// Show the DLQ's messages: object, failure kind and reason, receive count. Messages are
+    /// hidden while they are read and made visible again at the end.
+    List {
+        /// The DLQ's URL.
+        #[arg(long, value_name = "URL")]
+        dlq: String,
+        /// The most messages to show.
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
+        /// Print one JSON object per message.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Move DLQ messages back to the task queue (each is sent first, then deleted from the
+    /// DLQ, so none is lost). Fix the cause first, or they come back.
+    Redrive {
+        /// The DLQ's URL.
+        #[arg(long, value_name = "URL")]
+        dlq: String,
+        /// The task queue's URL.
+        #[arg(long, value_name = "URL")]
+        queue: String,
+        /// Only messages of this failure kind (repeatable; `redrive-policy` for messages the
+        /// queue moved after too many receives). Default: every kind.
+        #[arg(long, value_name = "KIND")]
+        kind: Vec<String>,
+        /// The most messages to move.
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
+        /// Show what would move, and move nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -327,6 +395,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .unwrap_or_else(new_job_id);
             run_reported(options, &args.report, job_id, args.resume.is_some(), &aws).await
         }
+        Command::Status(args) => object_status(&args, &aws).await,
+        Command::Dlq(command) => dlq(command, &aws).await,
         Command::Verify(args) => {
             let mut options = base_options(Mode::Verify, &args.common)?;
             options.allow_extra = args.allow_extra;
@@ -549,6 +619,168 @@ fn print_diff(options: &JobOptions, args: &DiffArgs, result: &JobResult) {
         "  estimate    {src_requests} source and {dst_requests} destination requests; ~${request_cost:.4} in S3 requests, ~${egress_cost:.2} egress; ~{seconds:.0} s at {}/s",
         human_bytes(args.assume_throughput)
     );
+}
+
+async fn object_status(args: &StatusArgs, aws: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
+    let key = &args.object.prefix;
+    anyhow::ensure!(
+        !key.is_empty(),
+        "{}: name an object, not a bucket",
+        args.object
+    );
+    anyhow::ensure!(
+        args.object.service != args.destination.service,
+        "the object and the destination must be on different services"
+    );
+    let rest = key.strip_prefix(&args.src_prefix).ok_or_else(|| {
+        anyhow::anyhow!(
+            "the key {key:?} does not start with --src-prefix {:?}",
+            args.src_prefix
+        )
+    })?;
+    let destination_key = format!("{}{rest}", args.destination.prefix);
+    let s3 = stores::s3_store(aws)?;
+    let oss = stores::oss_client(aws)?;
+    let (src, dst) = (&args.object, &args.destination);
+    let found = match src.service {
+        Service::Oss => {
+            status::status(&oss, &src.bucket, key, &s3, &dst.bucket, &destination_key).await?
+        }
+        Service::S3 => {
+            status::status(&s3, &src.bucket, key, &oss, &dst.bucket, &destination_key).await?
+        }
+    };
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let mut dead = Vec::new();
+    if let (Some(dlq), false) = (&args.dlq, found.state == status::State::Replicated) {
+        let letters =
+            queue::receive(&sqs, dlq, args.dlq_scan, std::time::Duration::from_secs(30)).await?;
+        dead = letters
+            .iter()
+            .filter(|l| l.bucket.as_deref() == Some(&src.bucket) && l.key.as_deref() == Some(key))
+            .cloned()
+            .collect();
+        queue::release(&sqs, dlq, &letters.iter().collect::<Vec<_>>()).await?;
+    }
+    let mut pending = None;
+    if let (Some(url), false) = (&args.queue, found.state == status::State::Replicated) {
+        pending = Some(queue::depth(&sqs, url).await?);
+    }
+    if args.json {
+        let json = serde_json::json!({
+            "object": args.object.to_string(),
+            "status": found,
+            "dlq": dead,
+            "queue": pending.map(|(v, f, d)| serde_json::json!({"visible": v, "in_flight": f, "delayed": d})),
+        });
+        println!("{json:#}");
+    } else {
+        println!("{}: {:?}", args.object, found.state);
+        println!("  destination  {}/{}", dst.bucket, found.destination_key);
+        println!("  detail       {}", found.detail);
+        for l in &dead {
+            println!(
+                "  in the DLQ   {}: {} (received {} times)",
+                l.kind, l.reason, l.receives
+            );
+        }
+        if let Some((visible, in_flight, delayed)) = pending {
+            let total = visible + in_flight + delayed;
+            if total > 0 {
+                println!(
+                    "  pending?     the task queue holds {total} messages ({visible} visible, {in_flight} in flight, {delayed} delayed); this object's task may be among them"
+                );
+            } else {
+                println!("  pending      no: the task queue is empty");
+            }
+        }
+    }
+    Ok(if found.state == status::State::Replicated {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn dlq(command: DlqCommand, aws: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    match command {
+        DlqCommand::List { dlq, max, json } => {
+            let letters =
+                queue::receive(&sqs, &dlq, max, std::time::Duration::from_mins(1)).await?;
+            if json {
+                for l in &letters {
+                    println!("{}", serde_json::to_string(l)?);
+                }
+            } else {
+                for l in &letters {
+                    println!(
+                        "{} {}/{}  {}: {}  (received {} times)",
+                        l.op.as_deref().unwrap_or("?"),
+                        l.bucket.as_deref().unwrap_or("?"),
+                        l.key.as_deref().unwrap_or("(not a task)"),
+                        l.kind,
+                        l.reason,
+                        l.receives
+                    );
+                }
+                println!("{} messages", letters.len());
+            }
+            queue::release(&sqs, &dlq, &letters.iter().collect::<Vec<_>>()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        DlqCommand::Redrive {
+            dlq,
+            queue: task_queue,
+            kind,
+            max,
+            dry_run,
+        } => {
+            let letters =
+                queue::receive(&sqs, &dlq, max, std::time::Duration::from_mins(5)).await?;
+            let (chosen, kept): (Vec<_>, Vec<_>) = letters
+                .iter()
+                .partition(|l| kind.is_empty() || kind.contains(&l.kind));
+            let mut moved = 0;
+            let mut failed = Vec::new();
+            if dry_run {
+                for l in &chosen {
+                    println!(
+                        "would move {}: {}",
+                        l.key.as_deref().unwrap_or("(not a task)"),
+                        l.kind
+                    );
+                }
+            } else {
+                for l in &chosen {
+                    match queue::redrive(&sqs, &dlq, &task_queue, l).await {
+                        Ok(()) => moved += 1,
+                        Err(e) => {
+                            eprintln!("oss2s3: {e:#}");
+                            failed.push(*l);
+                        }
+                    }
+                }
+            }
+            let mut release: Vec<&queue::DeadLetter> = kept;
+            release.extend(failed.iter().copied());
+            if dry_run {
+                release.extend(chosen.iter().copied());
+            }
+            queue::release(&sqs, &dlq, &release).await?;
+            println!(
+                "{} {} of {} messages to {task_queue}",
+                if dry_run { "would move" } else { "moved" },
+                if dry_run { chosen.len() } else { moved },
+                letters.len()
+            );
+            Ok(if failed.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+    }
 }
 
 #[cfg(test)]

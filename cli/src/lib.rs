@@ -14,6 +14,8 @@
 //! | `throttle` | `--bwlimit` timetables and `--tpslimit` |
 //! | `stats`, `report`, `html` | counts, the report's lists, `summary.json`, `report.html` |
 //! | `progress` | a progress bar or plain lines |
+//! | `queue` | the replicator's queues: DLQ list and redrive, depth |
+//! | `status` | where one object stands |
 
 pub mod app;
 pub mod filter;
@@ -21,7 +23,9 @@ pub mod html;
 pub mod job;
 pub mod location;
 pub mod progress;
+pub mod queue;
 pub mod report;
 pub mod stats;
+pub mod status;
 pub mod stores;
 pub mod throttle;

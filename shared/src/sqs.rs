@@ -24,6 +24,18 @@ pub const MAX_BATCH_BYTES: usize = crate::size::as_usize(crate::size::MIB);
 /// How many batches one [`SqsSender::send_tasks`] call has in flight.
 pub const BATCH_CONCURRENCY: usize = 4;
 
+/// DLQ message attribute: the failure kind (e.g. `Malformed`, `InvalidKey`), as the replicator
+/// writes it and `oss2s3 dlq` reads it.
+pub const DLQ_ATTR_KIND: &str = "oss2s3-failure-kind";
+/// DLQ message attribute: the human-readable reason (at most [`MAX_REASON_BYTES`]).
+pub const DLQ_ATTR_REASON: &str = "oss2s3-failure-reason";
+/// DLQ message attribute: the ID of the message as it was received from the source queue.
+pub const DLQ_ATTR_MESSAGE_ID: &str = "oss2s3-original-message-id";
+/// DLQ message attribute: the ARN of the queue the message came from.
+pub const DLQ_ATTR_SOURCE_QUEUE: &str = "oss2s3-source-queue-arn";
+/// The longest reason kept in a DLQ attribute.
+pub const MAX_REASON_BYTES: usize = 4096;
+
 /// Whether a queue URL names a FIFO queue (its name ends in `.fifo`).
 pub fn is_fifo_queue(queue_url: &str) -> bool {
     queue_url

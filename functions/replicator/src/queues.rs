@@ -12,16 +12,9 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use transfer::sqs::{OutgoingMessage, SendSummary, SqsSender, is_fifo_queue};
 use transfer::task::ReplicationTask;
 
-/// DLQ message attribute: the failure kind (e.g. `Malformed`, `InvalidKey`).
-pub const DLQ_ATTR_KIND: &str = "oss2s3-failure-kind";
-/// DLQ message attribute: the human-readable reason (at most [`MAX_REASON_BYTES`]).
-pub const DLQ_ATTR_REASON: &str = "oss2s3-failure-reason";
-/// DLQ message attribute: the ID of the message as it was received from the source queue.
-pub const DLQ_ATTR_MESSAGE_ID: &str = "oss2s3-original-message-id";
-/// DLQ message attribute: the ARN of the queue the message came from.
-pub const DLQ_ATTR_SOURCE_QUEUE: &str = "oss2s3-source-queue-arn";
-/// The longest reason kept in a DLQ attribute.
-pub const MAX_REASON_BYTES: usize = 4096;
+pub use transfer::sqs::{
+    DLQ_ATTR_KIND, DLQ_ATTR_MESSAGE_ID, DLQ_ATTR_REASON, DLQ_ATTR_SOURCE_QUEUE, MAX_REASON_BYTES,
+};
 /// SQS's longest visibility timeout: 12 hours.
 const MAX_VISIBILITY: Duration = Duration::from_hours(12);
 
