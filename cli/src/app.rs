@@ -51,6 +51,34 @@ enum Command {
     /// back to the task queue.
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// Check a deployment before trusting it: the queue's attributes and redrive policy, the
+    /// DLQ, the secret's format and that the OSS key can list the bucket, and the destination
+    /// bucket's versioning and AbortIncompleteMultipartUpload rule. Each finding says how to fix
+    /// it. Exit 1 when anything fails.
+    Doctor(DoctorArgs),
+}
+
+#[derive(Debug, Args)]
+struct DoctorArgs {
+    /// The task queue's URL (the stack's QueueUrl output).
+    #[arg(long, value_name = "URL")]
+    queue: Option<String>,
+    /// The replicator's timeout in seconds, to check the queue's visibility timeout against.
+    #[arg(long, value_name = "SECONDS")]
+    function_timeout: Option<u64>,
+    /// The Secrets Manager secret with the OSS keys (the replicator's OSS_SECRET_ID). Without
+    /// it, the OSS keys come from the environment.
+    #[arg(long, value_name = "ID")]
+    secret: Option<String>,
+    /// The source, e.g. oss://bucket/prefix: the keys must be able to list it.
+    #[arg(long, value_name = "LOCATION")]
+    source: Option<Location>,
+    /// The destination, e.g. s3://bucket/prefix.
+    #[arg(long, value_name = "LOCATION")]
+    destination: Option<Location>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -397,6 +425,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Status(args) => object_status(&args, &aws).await,
         Command::Dlq(command) => dlq(command, &aws).await,
+        Command::Doctor(args) => {
+            let target = crate::doctor::Target {
+                queue: args.queue,
+                function_timeout: args.function_timeout,
+                secret: args.secret,
+                source: args.source,
+                destination: args.destination,
+            };
+            anyhow::ensure!(
+                target.queue.is_some()
+                    || target.secret.is_some()
+                    || target.source.is_some()
+                    || target.destination.is_some(),
+                "nothing to check: give --queue, --secret, --source and/or --destination"
+            );
+            let s3 = stores::s3_store(&aws)?;
+            let findings = crate::doctor::run(&aws, s3.client(), &target).await;
+            if args.json {
+                println!("{}", serde_json::to_string_pretty(&findings)?);
+            } else {
+                for f in &findings {
+                    println!("{f}");
+                }
+            }
+            let failed = findings
+                .iter()
+                .any(|f| f.level == crate::doctor::Level::Fail);
+            Ok(if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
         Command::Verify(args) => {
             let mut options = base_options(Mode::Verify, &args.common)?;
             options.allow_extra = args.allow_extra;

@@ -7,6 +7,7 @@
 //! | module | what |
 //! |---|---|
 //! | `app` | the command line |
+//! | `doctor` | checks of a deployment, each with its fix |
 //! | `location` | `oss://` and `s3://` locations |
 //! | `stores` | the stores, configured from the environment as the replicator's are |
 //! | `job` | one job: list, merge, decide, act, record, checkpoint |
@@ -18,6 +19,7 @@
 //! | `status` | where one object stands |
 
 pub mod app;
+pub mod doctor;
 pub mod filter;
 pub mod html;
 pub mod job;
