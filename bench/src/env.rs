@@ -207,6 +207,26 @@ impl Stack {
         Ok(())
     }
 
+    /// Creates `count` small synthetic objects named `prefix` + an 8-digit number (no events).
+    pub(crate) async fn put_many(&self, prefix: &str, count: u64) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .put(format!("{}/_emulator/synthetic-many", self.oss_endpoint))
+            .body(
+                serde_json::json!({"bucket": SRC_BUCKET, "prefix": prefix, "count": count, "size": 100})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .context("PUT /_emulator/synthetic-many")?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "PUT /_emulator/synthetic-many answered {}",
+            response.status()
+        );
+        Ok(())
+    }
+
     /// The size of a destination object.
     pub(crate) async fn dst_size(&self, bucket: &str, key: &str) -> anyhow::Result<u64> {
         let head = self

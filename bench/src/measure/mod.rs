@@ -1,7 +1,8 @@
-//! The measurements, P1–P8 (see `docs/bench.md`), one module per figure; this module holds the
+//! The measurements, P1–P9 (see `docs/bench.md`), one module per figure; this module holds the
 //! plan, the run and what the figures share.
 
 mod latency;
+mod listing;
 mod memory;
 mod requests;
 mod small_objects;
@@ -261,6 +262,11 @@ async fn measure_all(
         latency::end_to_end_latency(args, plan, stack, report)
             .await
             .context("P4")?;
+    }
+    if args.wants("p9") {
+        listing::listing_rate_and_memory(args, stack, report)
+            .await
+            .context("P9")?;
     }
     if args.wants("p8") {
         memory::memory_over_object_size(args, stack, report)

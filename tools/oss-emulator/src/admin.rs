@@ -23,6 +23,15 @@ pub(crate) struct CredentialsJson {
 
 /// A synthetic object to create (`PUT /_emulator/synthetic`).
 #[derive(Debug, Deserialize)]
+struct ManyJson {
+    bucket: String,
+    prefix: String,
+    count: u64,
+    #[serde(default)]
+    size: u64,
+}
+
+#[derive(Deserialize)]
 struct SyntheticJson {
     bucket: String,
     key: String,
@@ -96,6 +105,19 @@ pub(crate) async fn handle(
                 Ok(meta) => json(
                     StatusCode::OK,
                     &serde_json::json!({"etag": meta.etag, "size": meta.size, "crc64": meta.crc64.to_string()}),
+                ),
+                Err(e) => text(StatusCode::NOT_FOUND, &e.message),
+            },
+            Err(response) => response,
+        },
+        ("PUT", "synthetic-many") => match read::<ManyJson>(body).await {
+            Ok(o) => match state
+                .store
+                .put_many_synthetic(&o.bucket, &o.prefix, o.count, o.size)
+            {
+                Ok(etag) => json(
+                    StatusCode::OK,
+                    &serde_json::json!({"etag": etag, "count": o.count}),
                 ),
                 Err(e) => text(StatusCode::NOT_FOUND, &e.message),
             },

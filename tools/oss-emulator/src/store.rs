@@ -520,6 +520,34 @@ impl Store {
         Ok(meta)
     }
 
+    /// Stores `count` synthetic objects of `size` bytes named `prefix` + an 8-digit number,
+    /// without events, all sharing one blob (so a million objects cost only their metadata).
+    /// Returns the ETag they share.
+    pub(crate) fn put_many_synthetic(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        count: u64,
+        size: u64,
+    ) -> Result<String, OssError> {
+        let (blob, etag, crc64) = Blob::synthetic(size, count);
+        for i in 0..count {
+            let meta = ObjectMeta {
+                size,
+                etag: etag.clone(),
+                crc64,
+                ..ObjectMeta::new(
+                    format!("{prefix}{i:08}"),
+                    "Normal",
+                    "Standard".to_owned(),
+                    Vec::new(),
+                )
+            };
+            self.put(bucket, meta, blob.clone())?;
+        }
+        Ok(etag)
+    }
+
     /// Updates an object's metadata in place (restore state).
     pub(crate) fn update_meta(&self, bucket: &str, key: &str, f: impl FnOnce(&mut ObjectMeta)) {
         let mut buckets = lock(&self.buckets);
