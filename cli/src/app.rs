@@ -230,10 +230,25 @@ struct SyncArgs {
     common: Common,
     #[command(flatten)]
     report: ReportArgs,
-    /// Copy in this process with the replicator's engine (the default and, for now, the only
-    /// way; queued jobs through the deployed replicator are planned).
-    #[arg(long)]
+    /// Copy in this process with the replicator's engine (the default).
+    #[arg(long, conflicts_with = "queue")]
     local: bool,
+    /// Hand the job to the deployed replicator through its task queue: the job is split into
+    /// key-range shards, each listed and diffed by the replicator, which enqueues the copies.
+    /// Needs --report s3://bucket/prefix, where the replicator writes each shard's summary.
+    /// The destination must be the replicator's DST_BUCKET (and DST_PREFIX).
+    #[arg(long, value_name = "URL")]
+    queue: Option<String>,
+    /// (--queue) Wait until every shard is done and the queue has drained, then verify the
+    /// job's range and write the report.
+    #[arg(long, requires = "queue")]
+    wait: bool,
+    /// (--queue) How many key-range shards (split by the first byte after the prefix; 1 to 95).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=95))]
+    shards: u32,
+    /// (--queue --wait) Give up waiting after this many seconds.
+    #[arg(long, default_value_t = 86_400)]
+    wait_timeout: u64,
     /// Which destination objects may be replaced: never; changed (those whose marker names an
     /// older version of the source object; objects without a marker are kept and reported as
     /// conflicts unless they hold the same bytes); always (every one without the current
@@ -403,6 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print_diff(&options, &args, &result);
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sync(args) if args.queue.is_some() => run_queued(&args, &aws).await,
         Command::Sync(args) => {
             let _ = args.local;
             let mut options = base_options(Mode::Sync, &args.common)?;
@@ -526,6 +542,96 @@ async fn run_reported(
     } else {
         ExitCode::from(1)
     })
+}
+
+/// `sync --queue`: sends the shards, and with `--wait` waits for them and verifies.
+async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Result<ExitCode> {
+    let c = &args.common;
+    anyhow::ensure!(
+        c.source.service == Service::Oss && c.destination.service == Service::S3,
+        "--queue runs on the deployed OSS → S3 replicator: the source must be oss:// and the destination s3://"
+    );
+    anyhow::ensure!(
+        args.bwlimit.is_none() && args.tpslimit.is_none(),
+        "--bwlimit and --tpslimit apply to --local jobs; a queued job runs at the replicator's pace (limit it with the event source mapping's MaximumConcurrency)"
+    );
+    anyhow::ensure!(
+        c.include.is_empty()
+            && c.exclude.is_empty()
+            && c.modified_after.is_none()
+            && c.modified_before.is_none()
+            && c.min_size.is_none()
+            && c.max_size.is_none(),
+        "filters apply to --local jobs; a queued job takes every object under the source prefix"
+    );
+    let report: Location = args.report.report.parse().map_err(|e: String| {
+        anyhow::anyhow!(
+            "with --queue, --report must be s3://bucket/prefix the replicator can write to: {e}"
+        )
+    })?;
+    anyhow::ensure!(
+        report.service == Service::S3,
+        "with --queue, --report must be s3://bucket/prefix the replicator can write to"
+    );
+    let job_id = args.report.job_id.clone().unwrap_or_else(new_job_id);
+    check_job_id(&job_id)?;
+    let overwrite = match args.overwrite {
+        Overwrite::Never => "never",
+        Overwrite::Changed => "changed",
+        Overwrite::Always => "always",
+    };
+    let job = crate::queued::QueuedJob {
+        job_id: job_id.clone(),
+        source: c.source.clone(),
+        overwrite: overwrite.to_owned(),
+        delete: args.delete,
+        shards: args.shards,
+        queue_url: args.queue.clone().unwrap_or_default(),
+        report: report.clone(),
+    };
+    let sqs = aws_sdk_sqs::Client::new(aws);
+    let sent = crate::queued::send(&sqs, &job).await?;
+    println!(
+        "sync {job_id}: {sent} shards sent to {}; the replicator lists, diffs and copies them",
+        job.queue_url
+    );
+    if !args.wait {
+        println!(
+            "follow it with: oss2s3 verify {} {} (or run again with --wait)",
+            c.source, c.destination
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let s3 = stores::s3_store(aws)?;
+    let totals = crate::queued::wait(
+        s3.client(),
+        &sqs,
+        &job,
+        std::time::Duration::from_secs(2),
+        std::time::Duration::from_secs(args.wait_timeout),
+        c.quiet,
+    )
+    .await?;
+    println!(
+        "sync {job_id}: every shard done: {} objects listed, {} copy tasks ({}), {} up to date, {} conflicts, {} extra, {} delete tasks",
+        totals.listed,
+        totals.to_copy,
+        human_bytes(totals.bytes_to_copy),
+        totals.up_to_date,
+        totals.conflicts,
+        totals.extra,
+        totals.to_delete
+    );
+    let mut options = base_options(Mode::Verify, c)?;
+    // Objects only in the destination (the report's own files among them, when it shares the
+    // bucket) are not a difference; --delete removed those oss2s3 wrote.
+    options.allow_extra = true;
+    let report_args = ReportArgs {
+        report: args.report.report.clone(),
+        state_dir: args.report.state_dir.clone(),
+        job_id: Some(job_id.clone()),
+    };
+    run_reported(options, &report_args, job_id, false, aws).await
 }
 
 /// Runs the job with the stores its locations name.

@@ -16,6 +16,7 @@
 //! | `stats`, `report`, `html` | counts, the report's lists, `summary.json`, `report.html` |
 //! | `progress` | a progress bar or plain lines |
 //! | `queue` | the replicator's queues: DLQ list and redrive, depth |
+//! | `queued` | `sync --queue`: shards for the deployed replicator, and waiting for them |
 //! | `status` | where one object stands |
 
 pub mod app;
@@ -26,6 +27,7 @@ pub mod job;
 pub mod location;
 pub mod progress;
 pub mod queue;
+pub mod queued;
 pub mod report;
 pub mod stats;
 pub mod status;

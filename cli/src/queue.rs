@@ -58,6 +58,11 @@ fn describe(body: &str) -> (Option<String>, Option<String>, Option<String>) {
             Some(task.source.key),
         ),
         Ok(IncomingMessage::OssEvents(_)) => (Some("oss-event".to_owned()), None, None),
+        Ok(IncomingMessage::Shard(shard)) => (
+            Some(format!("job {} shard {}", shard.job_id, shard.index)),
+            Some(shard.source_bucket),
+            None,
+        ),
         Err(_) => (None, None, None),
     }
 }

@@ -36,6 +36,7 @@
 //! sqs        sending tasks to SQS (feature sqs)
 //! s3         S3Store (feature s3)
 //! oss        Signature V4 (feature signer) and the OSS client (feature oss)
+//! job        migration jobs' shard messages
 //! task       the replication task message
 //! store      the seam: traits, neutral types, MemoryStore (feature memory)
 //! retry      the one retry policy
@@ -47,6 +48,7 @@
 pub mod crc64;
 pub mod encoding;
 pub mod env;
+pub mod job;
 pub mod message;
 pub mod retry;
 pub mod size;

@@ -4,6 +4,7 @@
 
 use serde_json::Value;
 
+use crate::job::{Shard, ShardMessage};
 use crate::task::{ReplicationTask, SourceObject, TASK_VERSION};
 use crate::trigger::{EventError, EventFilter, OssEventBatch};
 
@@ -57,6 +58,8 @@ pub enum IncomingMessage {
     Legacy(ReplicationTask),
     /// A raw native OSS trigger event (possibly several events).
     OssEvents(OssEventBatch),
+    /// A migration job's key-range shard (see [`crate::job`]).
+    Shard(Box<Shard>),
 }
 
 impl IncomingMessage {
@@ -66,6 +69,7 @@ impl IncomingMessage {
         match self {
             Self::Task(task) | Self::Legacy(task) => vec![task],
             Self::OssEvents(batch) => crate::trigger::plan_forward(&batch, filter).tasks,
+            Self::Shard(_) => Vec::new(),
         }
     }
 }
@@ -80,6 +84,11 @@ pub fn parse_message(
     let Value::Object(object) = &value else {
         return Err(MessageError::NotAnObject);
     };
+    if object.contains_key("shard") {
+        let message: ShardMessage =
+            serde_json::from_value(value).map_err(MessageError::InvalidTask)?;
+        return Ok(IncomingMessage::Shard(Box::new(message.shard)));
+    }
     if object.contains_key("events") {
         return Ok(IncomingMessage::OssEvents(OssEventBatch::from_value(
             value,

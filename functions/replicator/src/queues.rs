@@ -64,6 +64,33 @@ impl Queues {
         confirmed(&self.queue.send_messages(messages).await, tasks.len())
     }
 
+    /// Sends `body` to the task queue as a message of its own (FIFO queues: in `group`, with a
+    /// deduplication ID from the body).
+    pub(crate) async fn send_body(&self, body: String, group: &str) -> Result<(), String> {
+        let fifo = self.queue.is_fifo();
+        let digest = {
+            use std::hash::{Hash as _, Hasher as _};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            body.hash(&mut h);
+            format!("{:016x}", h.finish())
+        };
+        let message = OutgoingMessage {
+            id: "m0".to_owned(),
+            body,
+            attributes: Vec::new(),
+            group_id: fifo.then(|| {
+                group
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(128)
+                    .collect()
+            }),
+            dedup_id: fifo.then_some(digest),
+            delay: None,
+        };
+        confirmed(&self.queue.send_messages(vec![message]).await, 1)
+    }
+
     /// Sends a copy of `message` to the task queue, so that it runs in a later invocation
     /// without one more receive counted against the original. On a FIFO queue the copy keeps
     /// the message group and gets a deduplication ID of its own.

@@ -5,6 +5,7 @@
 //! | a store's listing as one stream of objects, a page ahead, order checked | `listing` |
 //! | two sorted listings merged by the key relative to each side's prefix | `merge` |
 //! | what a pair means: missing, changed, up to date, conflict, extra | `decide` |
+//! | a job's key-range shards, run by the replicator from its queue | `shard` |
 //!
 //! Both S3 and OSS list keys in UTF-8 byte order, which is the order of Rust's `str`; a listing
 //! that goes backwards is an error rather than a silently wrong comparison. Memory holds at most
@@ -17,7 +18,9 @@
 mod decide;
 mod listing;
 mod merge;
+mod shard;
 
 pub use decide::{Comparison, Decision, Overwrite, compare};
 pub use listing::{ListingOptions, list_objects};
 pub use merge::{Entry, Pair, merge};
+pub use shard::{ShardProgress, ShardStores, overwrite_rule, run_shard};

@@ -26,9 +26,14 @@ impl CliRun {
         self.code == 0
     }
 
-    /// The first line of the output: `sync JOB: N objects (...)`.
+    /// The line that sums the job up: for a queued sync, the one that says what the shards
+    /// found; otherwise the first (`sync JOB: N objects (...)`).
     pub fn headline(&self) -> &str {
-        self.stdout.lines().next().unwrap_or("(no output)")
+        self.stdout
+            .lines()
+            .find(|l| l.contains("every shard done"))
+            .or_else(|| self.stdout.lines().next())
+            .unwrap_or("(no output)")
     }
 }
 
@@ -68,48 +73,69 @@ pub(super) async fn seed_existing(stack: &Stack, count: usize, seed: u64) -> any
     Ok(bytes)
 }
 
-/// Runs `oss2s3 <command> oss://SRC/ s3://DST/ --job-id <job> ...` against the stack, as a
-/// user would: the binary, configured through the environment.
-pub(super) async fn run_cli(stack: &Stack, command: &str, job: &str) -> anyhow::Result<CliRun> {
+/// Runs `oss2s3 ARGS...` against the stack as a user would: the binary, configured through the
+/// environment (OSS keys, the emulator, moto). Refuses to treat bad arguments as a result.
+pub async fn oss2s3(stack: &Stack, args: &[String]) -> anyhow::Result<std::process::Output> {
     let config = stack.config();
     let binary = config
         .binaries
         .cli
         .clone()
         .context("the oss2s3 binary was not built")?;
-    let reports = stack.run_dir().join("oss2s3-reports");
     let mut cmd = Command::new(binary);
-    cmd.args([
-        command,
-        &format!("oss://{}/", config.oss_bucket),
-        &format!("s3://{}/", config.dst_bucket),
-        "--job-id",
-        job,
-        "--quiet",
-        "--report",
-    ])
-    .arg(&reports)
-    .env("OSS_REGION", &config.oss_region)
-    .env("OSS_ENDPOINT", stack.oss_endpoint())
-    .env("OSS_PATH_STYLE", "true")
-    .env("OSS_ACCESS_KEY_ID", &config.oss_access_key_id)
-    .env("OSS_ACCESS_KEY_SECRET", &config.oss_access_key_secret)
-    .env("AWS_ENDPOINT_URL", stack.aws_endpoint())
-    .env("AWS_ACCESS_KEY_ID", &config.aws_access_key_id)
-    .env("AWS_SECRET_ACCESS_KEY", &config.aws_secret_access_key)
-    .env("AWS_REGION", &config.aws_region)
-    .env("OSS2S3_S3_COMPAT", "moto")
-    .env_remove("OSS_SECRET_ID");
+    cmd.args(args)
+        .current_dir(stack.run_dir())
+        .env("OSS_REGION", &config.oss_region)
+        .env("OSS_ENDPOINT", stack.oss_endpoint())
+        .env("OSS_PATH_STYLE", "true")
+        .env("OSS_ACCESS_KEY_ID", &config.oss_access_key_id)
+        .env("OSS_ACCESS_KEY_SECRET", &config.oss_access_key_secret)
+        .env("AWS_ENDPOINT_URL", stack.aws_endpoint())
+        .env("AWS_ENDPOINT_URL_SQS", stack.sqs_endpoint())
+        .env("AWS_ACCESS_KEY_ID", &config.aws_access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &config.aws_secret_access_key)
+        .env("AWS_REGION", &config.aws_region)
+        .env("OSS2S3_S3_COMPAT", "moto")
+        .env_remove("OSS_SECRET_ID");
     let output = tokio::task::spawn_blocking(move || cmd.output())
         .await
         .context("joining oss2s3")?
         .context("running oss2s3")?;
     if output.status.code() == Some(2) {
         bail!(
-            "oss2s3 {command} refused to run: {}",
+            "oss2s3 {} refused to run: {}",
+            args.first().map_or("", String::as_str),
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
+    Ok(output)
+}
+
+/// Runs `oss2s3 <command> oss://SRC/ s3://DST/ --job-id <job> --quiet <extra>...`; the report
+/// goes to the run directory (or where `extra` says).
+pub(super) async fn run_cli(
+    stack: &Stack,
+    command: &str,
+    job: &str,
+    extra: &[String],
+) -> anyhow::Result<CliRun> {
+    let config = stack.config();
+    let reports = stack.run_dir().join("oss2s3-reports");
+    let mut args = vec![
+        command.to_owned(),
+        format!("oss://{}/", config.oss_bucket),
+        format!("s3://{}/", config.dst_bucket),
+        "--job-id".to_owned(),
+        job.to_owned(),
+        "--quiet".to_owned(),
+    ];
+    if extra.iter().any(|a| a == "--queue") {
+        args.extend(["--state-dir".to_owned(), reports.display().to_string()]);
+    } else {
+        args.extend(["--report".to_owned(), reports.display().to_string()]);
+    }
+    args.extend(extra.iter().cloned());
+    let output = oss2s3(stack, &args).await?;
     Ok(CliRun {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),

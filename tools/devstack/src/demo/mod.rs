@@ -24,7 +24,7 @@ mod report;
 mod upload;
 mod verify;
 
-pub use backfill::CliRun;
+pub use backfill::{CliRun, oss2s3};
 pub(crate) use dataset::Rng;
 pub use dataset::{DemoObject, UploadKind, dataset};
 pub use report::{DemoReport, FunctionMetrics, function_metrics, percentile};
@@ -88,11 +88,20 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
     let backfill = if options.existing > 0 {
         let existing = backfill::seed_existing(stack, options.existing, options.seed).await?;
         eprintln!(
-            "demo: {} objects ({:.1} MiB) were in oss://{bucket} before replication; backfilling with oss2s3 sync",
+            "demo: {} objects ({:.1} MiB) were in oss://{bucket} before replication; backfilling with oss2s3 sync --queue (the replicator lists and copies them)",
             options.existing,
             existing as f64 / MIB as f64
         );
-        let run = backfill::run_cli(stack, "sync", "backfill").await?;
+        let queued = [
+            "--queue".to_owned(),
+            stack.queue_url().to_owned(),
+            "--wait".to_owned(),
+            "--shards".to_owned(),
+            "4".to_owned(),
+            "--report".to_owned(),
+            format!("s3://{}/oss2s3-jobs/", config.dst_bucket),
+        ];
+        let run = backfill::run_cli(stack, "sync", "backfill", &queued).await?;
         eprintln!("demo: {}", run.headline());
         Some(run)
     } else {
@@ -172,7 +181,8 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
         .collect();
     let audit = if options.existing > 0 {
         eprintln!("demo: auditing both buckets with oss2s3 verify");
-        let run = backfill::run_cli(stack, "verify", "verify").await?;
+        let run =
+            backfill::run_cli(stack, "verify", "verify", &["--allow-extra".to_owned()]).await?;
         print!("{}", run.stdout);
         Some(run)
     } else {
