@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Args, Parser, Subcommand};
+use transfer::job::JobRequest;
 use transfer::migrate::Overwrite;
 
 use crate::filter::{Filters, parse_size, parse_time};
@@ -207,7 +208,7 @@ struct DiffArgs {
     /// Which destination objects a sync would replace: never; changed (those whose marker
     /// names an older version of the source object); always (every one without the current
     /// marker, including objects oss2s3 did not write).
-    #[arg(long, default_value = "changed", value_parser = job::parse_overwrite)]
+    #[arg(long, default_value = "changed", value_parser = clap::value_parser!(Overwrite))]
     overwrite: Overwrite,
     /// Count the destination-only objects a sync --delete would remove.
     #[arg(long)]
@@ -243,8 +244,10 @@ struct SyncArgs {
     /// job's range and write the report.
     #[arg(long, requires = "queue")]
     wait: bool,
-    /// (--queue) How many key-range shards (split by the first byte after the prefix; 1 to 95).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=95))]
+    /// (--queue) How many key-range shards to plan (1 to 1000). Split points are spread between
+    /// the source's first and last keys, found with one-key listings; a shard that proves large
+    /// splits the rest of its range in two while it runs.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=i64::from(transfer::job::MAX_SHARDS)))]
     shards: u32,
     /// (--queue --wait) Give up waiting after this many seconds.
     #[arg(long, default_value_t = 86_400)]
@@ -253,17 +256,19 @@ struct SyncArgs {
     /// older version of the source object; objects without a marker are kept and reported as
     /// conflicts unless they hold the same bytes); always (every one without the current
     /// marker, including objects oss2s3 did not write).
-    #[arg(long, default_value = "changed", value_parser = job::parse_overwrite)]
+    #[arg(long, default_value = "changed", value_parser = clap::value_parser!(Overwrite))]
     overwrite: Overwrite,
     /// Also delete destination objects whose source is gone, but only those carrying oss2s3's
     /// marker for the source key they map to. Off by default.
     #[arg(long)]
     delete: bool,
     /// Limit reads from the source to this many bytes/s (512K, 10M, ...), or follow a timetable
-    /// of local times, e.g. "08:00,10M 19:00,off". Default: no limit.
+    /// of local times, e.g. "08:00,10M 19:00,off". With --queue, one rate shared by the shards
+    /// (each spaces its copies' starts with SQS delays). Default: no limit.
     #[arg(long, value_name = "RATE|TIMETABLE")]
     bwlimit: Option<Timetable>,
-    /// At most this many objects copied or deleted a second. Default: no limit.
+    /// At most this many objects copied or deleted a second (with --queue: copies started,
+    /// shared by the shards). Default: no limit.
     #[arg(long, value_name = "N")]
     tpslimit: Option<NonZeroU32>,
     /// Continue the interrupted job JOB_ID (same command and locations) after its checkpoint.
@@ -551,10 +556,14 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
         c.source.service == Service::Oss && c.destination.service == Service::S3,
         "--queue runs on the deployed OSS → S3 replicator: the source must be oss:// and the destination s3://"
     );
-    anyhow::ensure!(
-        args.bwlimit.is_none() && args.tpslimit.is_none(),
-        "--bwlimit and --tpslimit apply to --local jobs; a queued job runs at the replicator's pace (limit it with the event source mapping's MaximumConcurrency)"
-    );
+    let bytes_per_second = match &args.bwlimit {
+        None => None,
+        Some(timetable) => timetable.single_rate().ok_or_else(|| {
+            anyhow::anyhow!(
+                "--bwlimit: a timetable applies to --local jobs; a queued job takes one rate (such as 10M), shared by its shards"
+            )
+        })?,
+    };
     anyhow::ensure!(
         c.include.is_empty()
             && c.exclude.is_empty()
@@ -575,22 +584,25 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
     );
     let job_id = args.report.job_id.clone().unwrap_or_else(new_job_id);
     check_job_id(&job_id)?;
-    let overwrite = match args.overwrite {
-        Overwrite::Never => "never",
-        Overwrite::Changed => "changed",
-        Overwrite::Always => "always",
-    };
     let job = crate::queued::QueuedJob {
-        job_id: job_id.clone(),
-        source: c.source.clone(),
-        overwrite: overwrite.to_owned(),
-        delete: args.delete,
-        shards: args.shards,
+        request: JobRequest {
+            job_id: job_id.clone(),
+            source_bucket: c.source.bucket.clone(),
+            prefix: c.source.prefix.clone(),
+            shards: args.shards,
+            overwrite: args.overwrite.to_string(),
+            delete: args.delete,
+            report_bucket: report.bucket.clone(),
+            report_prefix: report.prefix.clone(),
+            bytes_per_second,
+            objects_per_second: args.tpslimit.map(|n| f64::from(n.get())),
+        },
         queue_url: args.queue.clone().unwrap_or_default(),
         report: report.clone(),
     };
     let sqs = aws_sdk_sqs::Client::new(aws);
-    let sent = crate::queued::send(&sqs, &job).await?;
+    let source = stores::oss_client(aws)?;
+    let sent = crate::queued::send(&sqs, &source, &job).await?;
     println!(
         "sync {job_id}: {sent} shards sent to {}; the replicator lists, diffs and copies them",
         job.queue_url
@@ -604,7 +616,7 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
     }
     let s3 = stores::s3_store(aws)?;
     let totals = crate::queued::wait(
-        s3.client(),
+        &s3,
         &sqs,
         &job,
         std::time::Duration::from_secs(2),

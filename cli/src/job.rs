@@ -633,13 +633,3 @@ pub fn load_checkpoint(job_dir: &std::path::Path) -> anyhow::Result<Checkpoint> 
         .map_err(|e| anyhow::anyhow!("no checkpoint at {}: {e}", path.display()))?;
     serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
-
-/// Uses [`Overwrite`] as clap names it.
-pub fn parse_overwrite(text: &str) -> Result<Overwrite, String> {
-    match text {
-        "never" => Ok(Overwrite::Never),
-        "changed" => Ok(Overwrite::Changed),
-        "always" => Ok(Overwrite::Always),
-        other => Err(format!("{other:?} is not never, changed or always")),
-    }
-}

@@ -59,8 +59,13 @@ fn describe(body: &str) -> (Option<String>, Option<String>, Option<String>) {
         ),
         Ok(IncomingMessage::OssEvents(_)) => (Some("oss-event".to_owned()), None, None),
         Ok(IncomingMessage::Shard(shard)) => (
-            Some(format!("job {} shard {}", shard.job_id, shard.index)),
+            Some(format!("job {} shard {}", shard.job_id, shard.name())),
             Some(shard.source_bucket),
+            None,
+        ),
+        Ok(IncomingMessage::Job(job)) => (
+            Some(format!("job {}", job.job_id)),
+            Some(job.source_bucket),
             None,
         ),
         Err(_) => (None, None, None),

@@ -114,6 +114,15 @@ impl fmt::Display for Timetable {
 }
 
 impl Timetable {
+    /// The one rate of a timetable that does not change (`Some(None)`: no limit), or `None`
+    /// when it does.
+    pub fn single_rate(&self) -> Option<Option<u64>> {
+        match self.slots.as_slice() {
+            [(_, rate)] => Some(*rate),
+            _ => None,
+        }
+    }
+
     /// The rate at `time` of day.
     pub fn rate_at(&self, time: NaiveTime) -> Option<u64> {
         let time = time.with_nanosecond(0).unwrap_or(time);

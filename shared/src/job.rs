@@ -1,21 +1,31 @@
-//! Migration jobs' key-range shards (the message format; the replicator runs them with
-//! `migrate::run_shard`): a migration job split into pieces the deployed replicator runs from its
-//! own queue. A shard lists its range of the source and of the destination, decides each
-//! object, and hands the copies on as ordinary tasks; when its time is up it hands itself on
-//! with the last key it decided. No machine holds the bucket, and no database keeps state:
-//! the shard message carries its position and counts, and a finished shard writes its counts
-//! under the job's report prefix.
+//! Migration jobs on the replicator's queue (the message formats; the replicator runs them with
+//! [`migrate`](crate::migrate)): a job split into key-range shards that the deployed replicator
+//! runs from its own queue. A shard lists its range of the source and of the destination,
+//! decides each object, and hands the copies on as ordinary tasks; when its time is up it hands
+//! itself on with the last key it decided, and a shard that proves large splits the rest of its
+//! range in two. No machine holds the bucket, and no database keeps state: the shard message
+//! carries its position and counts, and a finished shard writes its summary under the job's
+//! report prefix. The job has listed everything when the summaries' ranges cover the key space.
 //!
-//! # Message (on the replicator's queue)
+//! # Messages (on the replicator's queue)
+//! A job, as `oss2s3 sync --queue` plans it or a schedule sends it (the replicator plans it):
 //! ```json
-//! {"shard": {"job_id": "j1", "index": 3, "of": 16,
+//! {"job": {"job_id": "nightly", "source_bucket": "photos", "prefix": "2024/",
+//!          "shards": 16, "overwrite": "changed", "delete": false,
+//!          "report_bucket": "replica", "report_prefix": "oss2s3-jobs/"}}
+//! ```
+//! One shard:
+//! ```json
+//! {"shard": {"job_id": "j1", "index": 3, "of": 16, "part": ".1",
 //!            "source_bucket": "photos", "prefix": "2024/",
-//!            "after": "d", "until": "h", "overwrite": "changed", "delete": false,
+//!            "start": "d", "after": "dog/17.jpg", "until": "h",
+//!            "overwrite": "changed", "delete": false,
 //!            "report_bucket": "replica", "report_prefix": "oss2s3-jobs/",
+//!            "depth": 1, "pace": {"bytes_per_second": 1048576, "next_at_ms": 0},
 //!            "counts": {...}}}
 //! ```
-//! A shard covers the relative keys `k` (after the job's prefix) with `after < k <= until`
-//! (either bound open when absent).
+//! A shard covers the relative keys `k` (after the job's prefix) with `start < k <= until`
+//! (either bound open when absent); `after` is where its next hop resumes.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,20 +50,216 @@ pub struct ShardCounts {
     pub errors: u64,
 }
 
+impl std::ops::AddAssign for ShardCounts {
+    fn add_assign(&mut self, c: Self) {
+        self.listed += c.listed;
+        self.to_copy += c.to_copy;
+        self.bytes_to_copy += c.bytes_to_copy;
+        self.up_to_date += c.up_to_date;
+        self.conflicts += c.conflicts;
+        self.extra += c.extra;
+        self.to_delete += c.to_delete;
+        self.errors += c.errors;
+    }
+}
+
+/// A job's throttle, as one shard keeps its share: copy tasks are enqueued with delays that
+/// space their starts, so that the shard's copies start no faster than its share of the job's
+/// limits. SQS delays a message at most 15 minutes; a shard whose schedule runs further ahead
+/// hands itself on, delayed, instead.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pace {
+    /// Bytes per second of copies started, at most.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
+    /// Milliseconds between two copy starts, at least.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millis_per_object: Option<u64>,
+    /// When the next copy may start (milliseconds since the Unix epoch; 0: now).
+    #[serde(default)]
+    pub next_at_ms: u64,
+}
+
+impl Pace {
+    /// The job's limits, shared among `shards` shards; `None` without limits.
+    pub fn share(
+        bytes_per_second: Option<u64>,
+        objects_per_second: Option<f64>,
+        shards: u32,
+    ) -> Option<Self> {
+        if bytes_per_second.is_none() && objects_per_second.is_none() {
+            return None;
+        }
+        let n = u64::from(shards.max(1));
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "clamped to 1 ms..10^12 ms first"
+        )]
+        let millis = |rate: f64| {
+            (1000.0 * f64::from(shards.max(1)) / rate)
+                .ceil()
+                .clamp(1.0, 1e12) as u64
+        };
+        Some(Self {
+            bytes_per_second: bytes_per_second.map(|b| (b / n).max(1)),
+            millis_per_object: objects_per_second.filter(|r| *r > 0.0).map(millis),
+            next_at_ms: 0,
+        })
+    }
+
+    /// This pace split between two shards: each gets half.
+    #[must_use]
+    pub fn halved(self) -> Self {
+        Self {
+            bytes_per_second: self.bytes_per_second.map(|b| (b / 2).max(1)),
+            millis_per_object: self.millis_per_object.map(|m| m.saturating_mul(2)),
+            next_at_ms: self.next_at_ms,
+        }
+    }
+
+    /// Schedules a copy of `bytes` at `now_ms`: how long its task waits (ms), and the pace after it.
+    pub fn schedule(self, bytes: u64, now_ms: u64) -> (u64, Self) {
+        let start = self.next_at_ms.max(now_ms);
+        let by_bytes = self
+            .bytes_per_second
+            .map_or(0, |b| bytes.saturating_mul(1000) / b.max(1));
+        let by_count = self.millis_per_object.unwrap_or(0);
+        let next = Self {
+            next_at_ms: start + by_bytes.max(by_count),
+            ..self
+        };
+        (start - now_ms, next)
+    }
+}
+
+/// A job as it is asked for: planned into shards by `oss2s3 sync --queue`, or by the replicator
+/// when a schedule sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobRequest {
+    /// The job's ID (letters, digits, `.`, `_` and `-`; other characters become `-`).
+    pub job_id: String,
+    /// The source bucket.
+    pub source_bucket: String,
+    /// The job's source prefix (within the replicator's `SRC_PREFIX`).
+    #[serde(default)]
+    pub prefix: String,
+    /// How many shards to plan (1 to [`MAX_SHARDS`]).
+    #[serde(default = "default_shards")]
+    pub shards: u32,
+    /// `never`, `changed` or `always`.
+    #[serde(default = "default_overwrite")]
+    pub overwrite: String,
+    /// Delete tasks for destination objects oss2s3 wrote whose source is gone.
+    #[serde(default)]
+    pub delete: bool,
+    /// The bucket the shards write their summaries to (the replicator's destination bucket).
+    pub report_bucket: String,
+    /// The prefix of the job's report (its files go under `prefix/JOB_ID/`).
+    #[serde(default = "default_report_prefix")]
+    pub report_prefix: String,
+    /// The job's bandwidth limit in bytes per second, shared by its shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_second: Option<u64>,
+    /// The job's object-rate limit per second, shared by its shards.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objects_per_second: Option<f64>,
+}
+
+fn default_shards() -> u32 {
+    16
+}
+
+fn default_overwrite() -> String {
+    "changed".to_owned()
+}
+
+fn default_report_prefix() -> String {
+    "oss2s3-jobs/".to_owned()
+}
+
+/// The most shards a job is planned into.
+pub const MAX_SHARDS: u32 = 1000;
+
+/// A job ID as it goes into keys: letters, digits, `.`, `_` and `-` kept, anything else `-`
+/// (a schedule's time, `2026-12-01T03:00:00Z`, becomes `2026-12-01T03-00-00Z`).
+pub fn clean_job_id(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
+impl JobRequest {
+    /// The job's shards over the given range bounds (see [`crate::migrate::plan_bounds`]).
+    pub fn shards_over(&self, bounds: &[String]) -> Vec<Shard> {
+        let ranges: Vec<(Option<String>, Option<String>)> = {
+            let mut edges: Vec<Option<String>> = vec![None];
+            edges.extend(bounds.iter().cloned().map(Some));
+            edges.push(None);
+            edges
+                .windows(2)
+                .map(|w| (w[0].clone(), w[1].clone()))
+                .collect()
+        };
+        let of = u32::try_from(ranges.len()).unwrap_or(u32::MAX);
+        let pace = Pace::share(self.bytes_per_second, self.objects_per_second, of);
+        ranges
+            .into_iter()
+            .zip(0..)
+            .map(|((start, until), index)| Shard {
+                job_id: clean_job_id(&self.job_id),
+                index,
+                of,
+                part: String::new(),
+                source_bucket: self.source_bucket.clone(),
+                prefix: self.prefix.clone(),
+                start: start.clone(),
+                after: start,
+                until,
+                overwrite: self.overwrite.clone(),
+                delete: self.delete,
+                report_bucket: self.report_bucket.clone(),
+                report_prefix: self.report_prefix.clone(),
+                depth: 0,
+                pace,
+                counts: ShardCounts::default(),
+            })
+            .collect()
+    }
+
+    /// The message body.
+    pub fn to_json(&self) -> String {
+        serde_json::json!({ "job": self }).to_string()
+    }
+}
+
 /// One shard of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Shard {
     /// The job.
     pub job_id: String,
-    /// This shard's number, from 0.
+    /// The number of the shard the job was planned with, from 0.
     pub index: u32,
-    /// How many shards the job has.
+    /// How many shards the job was planned with.
     pub of: u32,
+    /// Which piece of shard `index` this is after splits: empty for the planned shard; a split
+    /// appends `.N` to the new piece's name.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub part: String,
     /// The source bucket.
     pub source_bucket: String,
     /// The job's source prefix (within the replicator's `SRC_PREFIX`).
     pub prefix: String,
-    /// Relative keys after this one (exclusive); from the start when absent.
+    /// Where the shard's range starts: relative keys after this one; from the start when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    /// Where the next hop resumes: relative keys after this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
     /// Relative keys up to this one (inclusive); to the end when absent.
@@ -68,6 +274,12 @@ pub struct Shard {
     pub report_bucket: String,
     /// Where the job's report lives: the prefix (the job's files are under `prefix/JOB_ID/`).
     pub report_prefix: String,
+    /// How many splits made this shard's range.
+    #[serde(default)]
+    pub depth: u32,
+    /// The shard's share of the job's throttle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pace: Option<Pace>,
     /// What the shard counted in earlier hops.
     #[serde(default)]
     pub counts: ShardCounts,
@@ -80,6 +292,35 @@ pub struct ShardMessage {
     pub shard: Shard,
 }
 
+/// The body of a job message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobMessage {
+    /// The job.
+    pub job: JobRequest,
+}
+
+/// What a finished shard writes under the job's report prefix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardSummary {
+    /// The job.
+    pub job_id: String,
+    /// The planned shard's number.
+    pub index: u32,
+    /// How many shards the job was planned with.
+    pub of: u32,
+    /// The piece of the planned shard.
+    #[serde(default)]
+    pub part: String,
+    /// The range's start (exclusive; open when absent).
+    pub start: Option<String>,
+    /// The range's end (inclusive; open when absent).
+    pub until: Option<String>,
+    /// What the shard counted.
+    pub counts: ShardCounts,
+    /// When it finished (RFC 3339).
+    pub finished_at: String,
+}
+
 impl Shard {
     /// The message body.
     pub fn to_json(&self) -> String {
@@ -89,81 +330,232 @@ impl Shard {
         .unwrap_or_default()
     }
 
-    /// The key of the shard's summary: `REPORT_PREFIX/JOB_ID/shards/NNNNN.json`.
+    /// The shard's name within its job: `NNNNN` and its part.
+    pub fn name(&self) -> String {
+        format!("{:05}{}", self.index, self.part)
+    }
+
+    /// The key of the shard's summary: `REPORT_PREFIX/JOB_ID/shards/NAME.json`.
     pub fn summary_key(&self) -> String {
-        shard_summary_key(&self.report_prefix, &self.job_id, self.index)
+        format!(
+            "{}{}.json",
+            shards_prefix(&self.report_prefix, &self.job_id),
+            self.name()
+        )
+    }
+
+    /// The summary of this shard, finished with `counts`.
+    pub fn summary(&self, counts: ShardCounts, finished_at: String) -> ShardSummary {
+        ShardSummary {
+            job_id: self.job_id.clone(),
+            index: self.index,
+            of: self.of,
+            part: self.part.clone(),
+            start: self.start.clone(),
+            until: self.until.clone(),
+            counts,
+            finished_at,
+        }
+    }
+
+    /// Splits the rest of this shard's range at `at` (a relative key after `after` and before
+    /// `until`): this shard keeps the keys up to `at`, the new one takes the rest. Each gets
+    /// half the pace.
+    #[must_use]
+    pub fn split_at(&mut self, at: String) -> Self {
+        self.depth += 1;
+        let pace = self.pace.map(Pace::halved);
+        self.pace = pace;
+        let piece = Self {
+            part: format!("{}.{}", self.part, self.depth),
+            start: Some(at.clone()),
+            after: Some(at.clone()),
+            until: self.until.take(),
+            pace,
+            counts: ShardCounts::default(),
+            ..self.clone()
+        };
+        self.until = Some(at);
+        piece
     }
 }
 
-/// The key of shard `index`'s summary in job `job_id`'s report.
-pub fn shard_summary_key(report_prefix: &str, job_id: &str, index: u32) -> String {
-    format!("{report_prefix}{job_id}/shards/{index:05}.json")
+/// The prefix of job `job_id`'s shard summaries.
+pub fn shards_prefix(report_prefix: &str, job_id: &str) -> String {
+    format!("{report_prefix}{job_id}/shards/")
 }
 
-/// `n` shards of the relative key space, split by the first byte: printable ASCII (0x20 to
-/// 0x7E) in equal steps. The first shard also takes keys that start with a control character,
-/// the last every key from 0x7E on, non-ASCII ones included. Bounds are printable, so they
-/// travel in listing requests and answers (XML cannot hold most control characters).
-pub fn split_by_first_byte(n: u32) -> Vec<(Option<String>, Option<String>)> {
-    let n = n.clamp(1, 95);
-    let bound = |i: u32| -> Option<String> {
-        if i == 0 || i == n {
-            None
-        } else {
-            let byte = u8::try_from(0x20 + i * 95 / n).unwrap_or(0x7E);
-            Some(char::from(byte).to_string())
+/// The key of the file a job's last shard writes when the summaries cover the key space.
+pub fn listed_key(report_prefix: &str, job_id: &str) -> String {
+    format!("{report_prefix}{job_id}/listed.json")
+}
+
+/// Whether the summaries' ranges cover the key space exactly once: the job has listed
+/// everything. Ranges may arrive in any order; a range seen twice (a summary rewritten) counts
+/// once.
+pub fn covers_key_space(summaries: &[ShardSummary]) -> bool {
+    let mut ranges: Vec<(&Option<String>, &Option<String>)> =
+        summaries.iter().map(|s| (&s.start, &s.until)).collect();
+    ranges.sort();
+    ranges.dedup();
+    let mut reached: Option<&Option<String>> = None;
+    for (start, until) in ranges {
+        match reached {
+            None if start.is_none() => {}
+            Some(end) if end == start && end.is_some() => {}
+            _ => return false,
         }
-    };
-    (0..n).map(|i| (bound(i), bound(i + 1))).collect()
+        reached = Some(until);
+    }
+    matches!(reached, Some(None))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn first_byte_shards_cover_every_key_once() {
-        for n in [1, 2, 3, 6, 16, 95, 500] {
-            let shards = split_by_first_byte(n);
-            assert_eq!(shards.first().and_then(|s| s.0.clone()), None);
-            assert_eq!(shards.last().and_then(|s| s.1.clone()), None);
-            assert!(
-                shards.windows(2).all(|w| w[0].1 == w[1].0),
-                "{n}: contiguous"
-            );
-            for key in [
-                "", "\u{0}", "a", "a/b", "c", "ca", "~", "\u{7f}", "é", "😀", "ZZ",
-            ] {
-                let holders = shards
-                    .iter()
-                    .filter(|(after, until)| {
-                        after.as_deref().is_none_or(|a| key > a)
-                            && until.as_deref().is_none_or(|u| key <= u)
-                    })
-                    .count();
-                assert_eq!(holders, 1, "{n} shards, key {key:?}");
-            }
+    fn request() -> JobRequest {
+        serde_json::from_str::<JobMessage>(
+            r#"{"job":{"job_id":"reconcile-2026-12-01T03:00:00Z","source_bucket":"b-b","report_bucket":"r-r"}}"#,
+        )
+        .expect("a job message with defaults")
+        .job
+    }
+
+    fn summary(start: Option<&str>, until: Option<&str>) -> ShardSummary {
+        ShardSummary {
+            job_id: "j".into(),
+            index: 0,
+            of: 1,
+            part: String::new(),
+            start: start.map(str::to_owned),
+            until: until.map(str::to_owned),
+            counts: ShardCounts::default(),
+            finished_at: String::new(),
         }
     }
 
     #[test]
-    fn a_shard_message_round_trips() {
-        let shard = Shard {
-            job_id: "j".into(),
-            index: 2,
-            of: 4,
-            source_bucket: "b-b".into(),
-            prefix: "p/".into(),
-            after: Some("a".into()),
-            until: None,
-            overwrite: "changed".into(),
-            delete: true,
-            report_bucket: "r-r".into(),
-            report_prefix: "jobs/".into(),
-            counts: ShardCounts::default(),
-        };
-        let back: ShardMessage = serde_json::from_str(&shard.to_json()).expect("valid");
-        assert_eq!(back.shard, shard);
-        assert_eq!(shard.summary_key(), "jobs/j/shards/00002.json");
+    fn a_job_message_takes_defaults_and_plans_contiguous_shards() {
+        let job = request();
+        assert_eq!((job.shards, job.overwrite.as_str()), (16, "changed"));
+        assert_eq!(job.report_prefix, "oss2s3-jobs/");
+        let shards = job.shards_over(&["d".into(), "m".into()]);
+        assert_eq!(shards.len(), 3);
+        assert!(shards.iter().all(|s| s.of == 3 && s.pace.is_none()));
+        assert_eq!(shards[0].job_id, "reconcile-2026-12-01T03-00-00Z");
+        let ranges: Vec<_> = shards
+            .iter()
+            .map(|s| (s.start.as_deref(), s.after.as_deref(), s.until.as_deref()))
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                (None, None, Some("d")),
+                (Some("d"), Some("d"), Some("m")),
+                (Some("m"), Some("m"), None)
+            ]
+        );
+        let summaries: Vec<_> = shards
+            .iter()
+            .map(|s| s.summary(ShardCounts::default(), String::new()))
+            .collect();
+        assert!(covers_key_space(&summaries));
+        assert!(!covers_key_space(&summaries[1..]));
+        assert!(!covers_key_space(&summaries[..2]));
+        assert!(!covers_key_space(&[
+            summaries[0].clone(),
+            summaries[2].clone()
+        ]));
+    }
+
+    #[test]
+    fn coverage_needs_every_range_once_in_any_order() {
+        let whole = [summary(None, None)];
+        assert!(covers_key_space(&whole));
+        assert!(!covers_key_space(&[]));
+        let pieces = [
+            summary(Some("m"), None),
+            summary(None, Some("c")),
+            summary(Some("c"), Some("m")),
+            summary(Some("c"), Some("m")),
+        ];
+        assert!(covers_key_space(&pieces));
+        // A gap, and an overlap.
+        assert!(!covers_key_space(&[
+            summary(None, Some("c")),
+            summary(Some("d"), None)
+        ]));
+        assert!(!covers_key_space(&[
+            summary(None, Some("d")),
+            summary(Some("c"), None)
+        ]));
+        assert!(!covers_key_space(&[
+            summary(None, None),
+            summary(Some("c"), None)
+        ]));
+    }
+
+    #[test]
+    fn a_split_names_a_new_piece_and_halves_the_pace() {
+        let mut job = request();
+        job.bytes_per_second = Some(8_000);
+        job.objects_per_second = Some(4.0);
+        let mut shard = job.shards_over(&[]).remove(0);
+        assert_eq!(
+            shard
+                .pace
+                .map(|p| (p.bytes_per_second, p.millis_per_object)),
+            Some((Some(8_000), Some(250)))
+        );
+        shard.after = Some("b".into());
+        shard.counts.listed = 7;
+        let piece = shard.split_at("k".into());
+        assert_eq!(shard.name(), "00000");
+        assert_eq!(piece.name(), "00000.1");
+        assert_eq!(
+            (
+                shard.until.as_deref(),
+                piece.start.as_deref(),
+                piece.until.as_deref()
+            ),
+            (Some("k"), Some("k"), None)
+        );
+        assert_eq!((shard.counts.listed, piece.counts.listed), (7, 0));
+        assert_eq!(
+            piece
+                .pace
+                .map(|p| (p.bytes_per_second, p.millis_per_object)),
+            Some((Some(4_000), Some(500)))
+        );
+        let again = shard.split_at("f".into());
+        assert_eq!(again.name(), "00000.2");
+        let mut piece = piece;
+        assert_eq!(piece.split_at("q".into()).name(), "00000.1.2");
+        assert_eq!(
+            again.summary_key(),
+            "oss2s3-jobs/reconcile-2026-12-01T03-00-00Z/shards/00000.2.json"
+        );
+        let back: ShardMessage = serde_json::from_str(&again.to_json()).expect("valid");
+        assert_eq!(back.shard, again);
+    }
+
+    #[test]
+    fn a_pace_spaces_copy_starts_by_bytes_and_by_count() {
+        let pace = Pace::share(Some(2_000), Some(10.0), 2).expect("limited");
+        assert_eq!(
+            (pace.bytes_per_second, pace.millis_per_object),
+            (Some(1_000), Some(200))
+        );
+        // 500 B at 1,000 B/s: 500 ms; the count's 200 ms is less.
+        let (wait, pace) = pace.schedule(500, 10_000);
+        assert_eq!((wait, pace.next_at_ms), (0, 10_500));
+        // A small object: the count's 200 ms.
+        let (wait, pace) = pace.schedule(1, 10_100);
+        assert_eq!((wait, pace.next_at_ms), (400, 10_700));
+        // After a pause, the schedule restarts at now.
+        let (wait, pace) = pace.schedule(0, 20_000);
+        assert_eq!((wait, pace.next_at_ms), (0, 20_200));
+        assert_eq!(Pace::share(None, None, 4), None);
     }
 }

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::job::{Shard, ShardMessage};
+use crate::job::{JobMessage, JobRequest, Shard, ShardMessage};
 use crate::task::{ReplicationTask, SourceObject, TASK_VERSION};
 use crate::trigger::{EventError, EventFilter, OssEventBatch};
 
@@ -33,6 +33,9 @@ pub enum MessageError {
     /// A versioned task whose fields do not match the format.
     #[error("invalid replication task: {0}")]
     InvalidTask(#[source] serde_json::Error),
+    /// A migration job or shard message whose fields do not match the format.
+    #[error("invalid migration job message: {0}")]
+    InvalidJob(#[source] serde_json::Error),
     /// A legacy `{"key","size"}` message with a missing or mistyped field.
     #[error("invalid legacy message: {0}")]
     InvalidLegacy(&'static str),
@@ -41,7 +44,7 @@ pub enum MessageError {
     InvalidEvent(#[from] EventError),
     /// A JSON object of no known shape.
     #[error(
-        "unrecognised message: expected a replication task (\"version\"), a legacy message (\"key\") or an OSS event (\"events\"); top-level fields: {fields}"
+        "unrecognised message: expected a replication task (\"version\"), a legacy message (\"key\"), an OSS event (\"events\") or a migration job (\"job\", \"shard\"); top-level fields: {fields}"
     )]
     Unrecognized {
         /// The object's top-level field names, comma-separated.
@@ -60,6 +63,8 @@ pub enum IncomingMessage {
     OssEvents(OssEventBatch),
     /// A migration job's key-range shard (see [`crate::job`]).
     Shard(Box<Shard>),
+    /// A migration job to plan into shards (as a schedule sends it; see [`crate::job`]).
+    Job(Box<JobRequest>),
 }
 
 impl IncomingMessage {
@@ -69,7 +74,7 @@ impl IncomingMessage {
         match self {
             Self::Task(task) | Self::Legacy(task) => vec![task],
             Self::OssEvents(batch) => crate::trigger::plan_forward(&batch, filter).tasks,
-            Self::Shard(_) => Vec::new(),
+            Self::Shard(_) | Self::Job(_) => Vec::new(),
         }
     }
 }
@@ -86,8 +91,13 @@ pub fn parse_message(
     };
     if object.contains_key("shard") {
         let message: ShardMessage =
-            serde_json::from_value(value).map_err(MessageError::InvalidTask)?;
+            serde_json::from_value(value).map_err(MessageError::InvalidJob)?;
         return Ok(IncomingMessage::Shard(Box::new(message.shard)));
+    }
+    if object.contains_key("job") {
+        let message: JobMessage =
+            serde_json::from_value(value).map_err(MessageError::InvalidJob)?;
+        return Ok(IncomingMessage::Job(Box::new(message.job)));
     }
     if object.contains_key("events") {
         return Ok(IncomingMessage::OssEvents(OssEventBatch::from_value(

@@ -382,6 +382,7 @@ def test_function_knows_its_timeout_receive_limit_and_delete_delay(expanded):
 def test_s3_access_is_limited_to_the_destination_bucket_and_prefix(expanded):
     resolver = Resolver(expanded, {"DestinationPrefix": "from-oss/"})
     objects = "arn:${AWS::Partition}:s3:::${DestinationBucket}/${DestinationPrefix}*"
+    reports = "arn:${AWS::Partition}:s3:::${DestinationBucket}/${JobReportPrefix}*"
     bucket = "arn:${AWS::Partition}:s3:::${DestinationBucket}"
     s3_statements = [
         s for s in role_statements(resolver) if any(a.startswith("s3:") for a in as_list(s["Action"]))
@@ -391,6 +392,9 @@ def test_s3_access_is_limited_to_the_destination_bucket_and_prefix(expanded):
         actions = set(as_list(statement["Action"]))
         if resources == [bucket]:
             assert actions == {"s3:ListBucket"}, statement
+        elif resources == [reports]:
+            # Migration jobs' summaries and reports: written and read back, nothing else.
+            assert actions == {"s3:PutObject", "s3:GetObject"}, statement
         else:
             assert resources == [objects], statement
     granted = {a for s in s3_statements for a in as_list(s["Action"])}
@@ -756,3 +760,68 @@ def test_sam_build_produces_the_replicator_bootstrap(tmp_path):
     assert os.access(bootstraps[0], os.X_OK)
     built_template = (build_dir / "template.yaml").read_text()
     assert f"CodeUri: {bootstraps[0].parent.name}" in built_template
+
+
+# ---- Scheduled reconcile -----------------------------------------------------------------------
+
+
+def rendered_sub(resolver: Resolver, node) -> str:
+    """A Fn::Sub string with the parameters substituted."""
+    text = node["Fn::Sub"]
+    return re.sub(r"\$\{([A-Za-z0-9:]+)\}", lambda m: str(resolver.params[m.group(1)]), text)
+
+
+def test_reconcile_schedule_is_off_by_default(expanded):
+    assert Resolver(expanded).resources("AWS::Scheduler::Schedule") == {}
+    assert not [
+        r for r in Resolver(expanded).resources("AWS::IAM::Role").values()
+        if "scheduler.amazonaws.com" in json.dumps(r)
+    ]
+
+
+def test_reconcile_schedule_sends_a_job_message_to_the_replication_queue(expanded):
+    resolver = Resolver(
+        expanded,
+        {"ReconcileSchedule": "cron(0 3 * * ? *)", "SourcePrefix": "photos/", "ReconcileShards": "32"},
+    )
+    (schedule,) = resolver.resources("AWS::Scheduler::Schedule").values()
+    props = schedule["Properties"]
+    assert props["ScheduleExpression"] == "cron(0 3 * * ? *)"
+    target = props["Target"]
+    queue_name, _ = replication_queue(resolver)
+    assert ref_name(target["Arn"]) == queue_name
+    (role,) = [
+        r for name, r in resolver.resources("AWS::IAM::Role").items()
+        if name == ref_name(target["RoleArn"])
+    ]
+    trust = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert [s["Principal"] for s in trust] == [{"Service": "scheduler.amazonaws.com"}]
+    statements = statements_of(role)
+    assert [set(as_list(s["Action"])) for s in statements] == [{"sqs:SendMessage"}]
+    assert [ref_name(r) for s in statements for r in as_list(s["Resource"])] == [queue_name]
+    # The message as the scheduler sends it: its context attribute filled in, a job the
+    # replicator plans (transfer::job::JobRequest).
+    body = rendered_sub(resolver, target["Input"]).replace(
+        "<aws.scheduler.scheduled-time>", "2026-12-01T03:00:00Z"
+    )
+    job = json.loads(body)["job"]
+    assert job == {
+        "job_id": "reconcile-2026-12-01T03:00:00Z",
+        "source_bucket": REQUIRED_PARAMETERS["OssBucket"],
+        "prefix": "photos/",
+        "shards": 32,
+        "overwrite": "changed",
+        "report_bucket": REQUIRED_PARAMETERS["DestinationBucket"],
+        "report_prefix": "oss2s3-jobs/",
+    }
+
+
+def test_the_replicator_may_write_job_reports_only_under_their_prefix(expanded):
+    resolver = Resolver(expanded, {"JobReportPrefix": "audit/jobs/"})
+    writes = allowed(role_statements(resolver), "s3:PutObject")
+    resources = sorted(r["Fn::Sub"] for s in writes for r in as_list(s["Resource"]))
+    assert resources == [
+        "arn:${AWS::Partition}:s3:::${DestinationBucket}/${DestinationPrefix}*",
+        "arn:${AWS::Partition}:s3:::${DestinationBucket}/${JobReportPrefix}*",
+    ]
+    assert resolver.params["JobReportPrefix"] == "audit/jobs/"

@@ -13,7 +13,8 @@
 //! | not started because the invocation deadline is near | a copy is sent to the queue (no receive counted), then the message is done | only if that send fails |
 //! | a delete within `DELETE_DELAY_SECONDS` of its event | sent again with a delay until it is due | only if that send fails (FIFO queues: retried after the remaining delay) |
 //! | several tasks in one message | each task sent as its own message, then the message is done | only if that send fails |
-//! | a migration job's shard (`oss2s3 sync --queue`) | its range listed and diffed until the hop ends; copy tasks enqueued; the rest of the shard enqueued, or at its end its summary written under the job's report prefix | only if a send or the summary fails (the hop is retried; tasks are idempotent) |
+//! | a migration job (a schedule's reconcile) | planned into key-range shards, which are enqueued | only if planning or a send fails (retried; a shard sent twice lists twice, harmlessly) |
+//! | a migration job's shard (`oss2s3 sync --queue`) | its range listed and diffed until the hop ends; copy tasks enqueued (delayed to the job's pace when throttled); the rest of the shard enqueued (split in two when large), or at its end its summary written under the job's report prefix | only if a send or the summary fails (the hop is retried; tasks are idempotent) |
 //! | the replicator panics on it | retried; the other messages of the batch are unaffected | yes |
 //! | OSS credentials unreadable or rejected | retried (the OSS client re-reads the secret once when OSS rejects the keys) | yes |
 //!
@@ -41,11 +42,11 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::{FutureExt, StreamExt};
 use tokio::time::Instant;
 use tracing::Instrument;
-use transfer::job::Shard;
+use transfer::job::{JobRequest, Shard};
 use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
-use transfer::migrate::{ShardProgress, ShardStores, run_shard};
+use transfer::migrate::{JobQueue, JobStep, ShardStores, run_job, run_shard_hop};
 use transfer::replicate::{Continuation, Outcome, ReplicationError, Replicator, StopSignal};
-use transfer::store::{BodyChecksums, ObjectSink, ObjectSource, WriteCondition, WriteRequest};
+use transfer::store::{ObjectSink, ObjectSource};
 use transfer::task::{ReplicationTask, TaskOp};
 use transfer::trigger::EventFilter;
 
@@ -64,7 +65,16 @@ const SHARD_HOP: Duration = Duration::from_mins(5);
 enum Parsed {
     /// Replication tasks.
     Tasks(Vec<ReplicationTask>),
-    /// A migration job's shard.
+    /// A migration job's message.
+    Job(JobWork),
+}
+
+/// A migration job's message (see [`transfer::job`]).
+#[derive(Debug, Clone)]
+pub enum JobWork {
+    /// A job to plan into shards (as a schedule sends it).
+    Plan(Box<JobRequest>),
+    /// One hop of a shard.
     Shard(Box<Shard>),
 }
 
@@ -85,48 +95,29 @@ pub trait TaskReplicator: Send + Sync {
     /// not be enqueued and the copy will start over.
     fn abandon_continuation(&self, task: &ReplicationTask) -> impl Future<Output = ()> + Send;
 
-    /// Runs one hop of a migration job's shard until `stop_at`, handing its tasks to `send`
-    /// (see [`transfer::migrate::run_shard`]).
-    /// Stand-in engines do not run shards.
-    fn run_shard<F, Fut>(
+    /// Runs a migration job's message, listing until `stop_at` and sending what follows to
+    /// `queue` (see [`transfer::migrate::run_shard_hop`]). Stand-in engines do not run jobs.
+    fn run_job<Q: JobQueue>(
         &self,
-        _shard: &Shard,
+        _work: &JobWork,
         _stop_at: std::time::Instant,
-        _send: F,
-    ) -> impl Future<Output = Result<ShardProgress, String>> + Send
-    where
-        F: FnMut(Vec<ReplicationTask>) -> Fut + Send,
-        Fut: Future<Output = Result<(), String>> + Send,
-    {
-        async { Err("this engine does not run job shards".to_owned()) }
-    }
-
-    /// Writes a finished shard's summary into the destination store. Stand-in engines do not.
-    fn write_summary(
-        &self,
-        _bucket: &str,
-        _key: &str,
-        _body: String,
-    ) -> impl Future<Output = Result<(), String>> + Send {
-        async { Err("this engine writes no summaries".to_owned()) }
+        _queue: &Q,
+    ) -> impl Future<Output = Result<JobStep, String>> + Send {
+        async { Err("this engine does not run migration jobs".to_owned()) }
     }
 }
 
 impl<S, D> TaskReplicator for Replicator<S, D>
 where
     S: ObjectSource + Clone + 'static,
-    D: ObjectSink + Clone + 'static,
+    D: ObjectSink + ObjectSource + Clone + 'static,
 {
-    async fn run_shard<F, Fut>(
+    async fn run_job<Q: JobQueue>(
         &self,
-        shard: &Shard,
+        work: &JobWork,
         stop_at: std::time::Instant,
-        send: F,
-    ) -> Result<ShardProgress, String>
-    where
-        F: FnMut(Vec<ReplicationTask>) -> Fut + Send,
-        Fut: Future<Output = Result<(), String>> + Send,
-    {
+        queue: &Q,
+    ) -> Result<JobStep, String> {
         let settings = self.settings();
         let stores = ShardStores {
             source: self.source().clone(),
@@ -135,25 +126,10 @@ where
             src_prefix: settings.src_prefix.clone(),
             dst_prefix: settings.dst_prefix.clone(),
         };
-        run_shard(shard, &stores, stop_at, send).await
-    }
-
-    async fn write_summary(&self, bucket: &str, key: &str, body: String) -> Result<(), String> {
-        let bytes = bytes::Bytes::from(body);
-        let mut request = WriteRequest::default();
-        request.content.content_type = Some("application/json".to_owned());
-        self.sink()
-            .put_object(
-                bucket,
-                key,
-                bytes.clone(),
-                BodyChecksums::of(&bytes),
-                &request,
-                &WriteCondition::None,
-            )
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+        match work {
+            JobWork::Plan(job) => run_job(job, &stores, queue).await,
+            JobWork::Shard(shard) => run_shard_hop(shard, &stores, stop_at, queue).await,
+        }
     }
 
     fn replicate(
@@ -344,7 +320,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         }
         let tasks = match self.parse(message) {
             Ok(Parsed::Tasks(tasks)) => tasks,
-            Ok(Parsed::Shard(shard)) => return self.run_shard_message(&shard, deadline).await,
+            Ok(Parsed::Job(work)) => return self.run_job_message(&work, deadline).await,
             Err(reason) => {
                 self.count_failure(KIND_MALFORMED, message.message_id.as_deref());
                 return Disposition::Permanent {
@@ -381,9 +357,10 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         }
     }
 
-    /// One hop of a migration job's shard: its copy tasks go to the queue, then the rest of
-    /// the shard (or, at its end, its summary under the job's report prefix).
-    async fn run_shard_message(&self, shard: &Shard, deadline: Option<Instant>) -> Disposition {
+    /// A migration job's message: a job planned into shards, or one hop of a shard (its copy
+    /// tasks go to the queue, then the rest of the shard, or at its end its summary under the
+    /// job's report prefix).
+    async fn run_job_message(&self, work: &JobWork, deadline: Option<Instant>) -> Disposition {
         let now = Instant::now();
         // A hop stops listing well before the deadline, and after at most five minutes so that
         // a shard's tasks start flowing early; the rest continues in a new message.
@@ -394,73 +371,42 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                 .unwrap_or(now);
             stop_at = stop_at.min(end.max(now));
         }
-        let queues = &self.queues;
-        let send = |tasks: Vec<ReplicationTask>| async move {
-            queues.send_tasks(&tasks, Duration::ZERO).await
-        };
-        let span = tracing::info_span!("shard", job = %shard.job_id, shard = shard.index);
-        let progress = self
-            .replicator
-            .run_shard(shard, stop_at.into_std(), send)
-            .instrument(span)
-            .await;
-        match progress {
-            Ok(ShardProgress::Continue(next)) => {
-                tracing::info!(job = %next.job_id, shard = next.index, after = ?next.after, listed = next.counts.listed, "shard continues");
-                match self
-                    .queues
-                    .send_body(
-                        next.to_json(),
-                        &format!("oss2s3-job-{}-{}", next.job_id, next.index),
-                    )
-                    .await
-                {
-                    Ok(()) => Disposition::Done,
-                    Err(reason) => Disposition::Retry {
-                        kind: "ShardNotSent".to_owned(),
-                        reason: format!("could not enqueue the rest of the shard: {reason}"),
-                        delay: None,
-                    },
-                }
+        let span = match work {
+            JobWork::Plan(job) => tracing::info_span!("job", job = %job.job_id),
+            JobWork::Shard(shard) => {
+                tracing::info_span!("shard", job = %shard.job_id, shard = %shard.name())
             }
-            Ok(ShardProgress::Done(counts)) => {
-                let summary = serde_json::json!({
-                    "job_id": shard.job_id,
-                    "index": shard.index,
-                    "of": shard.of,
-                    "after": shard.after,
-                    "until": shard.until,
-                    "counts": counts,
-                    "finished_at": chrono::Utc::now().to_rfc3339(),
-                });
-                tracing::info!(job = %shard.job_id, shard = shard.index, listed = counts.listed, to_copy = counts.to_copy, "shard done");
-                match self
-                    .replicator
-                    .write_summary(
-                        &shard.report_bucket,
-                        &shard.summary_key(),
-                        summary.to_string(),
-                    )
-                    .await
-                {
-                    Ok(()) => Disposition::Done,
-                    Err(reason) => Disposition::Retry {
-                        kind: "ShardSummaryNotWritten".to_owned(),
-                        reason: format!("could not write the shard's summary: {reason}"),
-                        delay: None,
-                    },
-                }
+        };
+        let step = self
+            .replicator
+            .run_job(work, stop_at.into_std(), &self.queues)
+            .instrument(span.clone())
+            .await;
+        let _entered = span.enter();
+        match step {
+            Ok(JobStep::Planned(shards)) => tracing::info!(shards, "job planned"),
+            Ok(JobStep::Continued { pieces, listed }) => {
+                tracing::info!(pieces, listed, "shard continues");
+            }
+            Ok(JobStep::Finished { counts, job_listed }) => {
+                tracing::info!(
+                    listed = counts.listed,
+                    to_copy = counts.to_copy,
+                    job_listed,
+                    "shard done"
+                );
             }
             Err(reason) => {
-                tracing::warn!(job = %shard.job_id, shard = shard.index, %reason, "shard failed; retried");
-                self.count_failure("ShardFailed", None);
-                Disposition::Retry {
-                    kind: "ShardFailed".to_owned(),
+                tracing::warn!(%reason, "job message failed; retried");
+                self.count_failure("JobFailed", None);
+                return Disposition::Retry {
+                    kind: "JobFailed".to_owned(),
                     reason,
                     delay: None,
-                }
+                };
             }
         }
+        Disposition::Done
     }
 
     /// The tasks a message body asks for, or why it is malformed.
@@ -475,7 +421,8 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                 "legacy {\"key\",\"size\"} message, but no source bucket is configured for them (OSS_BUCKET)"
                     .to_owned(),
             ),
-            Ok(IncomingMessage::Shard(shard)) => Ok(Parsed::Shard(shard)),
+            Ok(IncomingMessage::Shard(shard)) => Ok(Parsed::Job(JobWork::Shard(shard))),
+            Ok(IncomingMessage::Job(job)) => Ok(Parsed::Job(JobWork::Plan(job))),
             Ok(incoming) => Ok(Parsed::Tasks(
                 incoming.into_tasks(&self.settings.event_filter),
             )),

@@ -9,6 +9,8 @@ use std::time::Duration;
 use aws_lambda_events::event::sqs::SqsMessage;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::MessageAttributeValue;
+use transfer::job::Shard;
+use transfer::migrate::JobQueue;
 use transfer::sqs::{OutgoingMessage, SendSummary, SqsSender, is_fifo_queue};
 use transfer::task::ReplicationTask;
 
@@ -62,33 +64,6 @@ impl Queues {
             .map(|(i, task)| OutgoingMessage::from_task(i, task, fifo).delayed(delay))
             .collect();
         confirmed(&self.queue.send_messages(messages).await, tasks.len())
-    }
-
-    /// Sends `body` to the task queue as a message of its own (FIFO queues: in `group`, with a
-    /// deduplication ID from the body).
-    pub(crate) async fn send_body(&self, body: String, group: &str) -> Result<(), String> {
-        let fifo = self.queue.is_fifo();
-        let digest = {
-            use std::hash::{Hash as _, Hasher as _};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            body.hash(&mut h);
-            format!("{:016x}", h.finish())
-        };
-        let message = OutgoingMessage {
-            id: "m0".to_owned(),
-            body,
-            attributes: Vec::new(),
-            group_id: fifo.then(|| {
-                group
-                    .chars()
-                    .filter(char::is_ascii_graphic)
-                    .take(128)
-                    .collect()
-            }),
-            dedup_id: fifo.then_some(digest),
-            delay: None,
-        };
-        confirmed(&self.queue.send_messages(vec![message]).await, 1)
     }
 
     /// Sends a copy of `message` to the task queue, so that it runs in a later invocation
@@ -251,6 +226,56 @@ fn truncate(reason: &str) -> String {
         end -= 1;
     }
     format!("{}...", &reason[..end])
+}
+
+/// The reason a throttled job cannot run on a FIFO queue.
+const FIFO_CANNOT_PACE: &str = "a FIFO queue cannot delay single messages, so a throttled migration job needs a standard queue";
+
+impl JobQueue for Queues {
+    async fn enqueue_tasks(&self, tasks: Vec<(ReplicationTask, Duration)>) -> Result<(), String> {
+        let fifo = self.queue.is_fifo();
+        if fifo && tasks.iter().any(|(_, delay)| !delay.is_zero()) {
+            return Err(FIFO_CANNOT_PACE.to_owned());
+        }
+        let count = tasks.len();
+        let messages = tasks
+            .iter()
+            .enumerate()
+            .map(|(i, (task, delay))| OutgoingMessage::from_task(i, task, fifo).delayed(*delay))
+            .collect();
+        confirmed(&self.queue.send_messages(messages).await, count)
+    }
+
+    /// A shard goes in a message of its own; on FIFO queues in its own group, deduplicated by
+    /// the SHA-256 of its body.
+    async fn enqueue_shard(&self, shard: &Shard, delay: Duration) -> Result<(), String> {
+        let fifo = self.queue.is_fifo();
+        if fifo && !delay.is_zero() {
+            return Err(FIFO_CANNOT_PACE.to_owned());
+        }
+        let body = shard.to_json();
+        let digest = {
+            use sha2::Digest as _;
+            hex::encode(sha2::Sha256::digest(body.as_bytes()))
+        };
+        let group = format!("oss2s3-job-{}-{}", shard.job_id, shard.name());
+        let message = OutgoingMessage {
+            id: "m0".to_owned(),
+            body,
+            attributes: Vec::new(),
+            group_id: fifo.then(|| {
+                group
+                    .chars()
+                    .filter(char::is_ascii_graphic)
+                    .take(128)
+                    .collect()
+            }),
+            dedup_id: fifo.then_some(digest),
+            delay: None,
+        }
+        .delayed(delay);
+        confirmed(&self.queue.send_messages(vec![message]).await, 1)
+    }
 }
 
 #[cfg(test)]

@@ -25,6 +25,29 @@ pub enum Overwrite {
     Always,
 }
 
+impl std::str::FromStr for Overwrite {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "never" => Ok(Self::Never),
+            "changed" => Ok(Self::Changed),
+            "always" => Ok(Self::Always),
+            other => Err(format!("{other:?} is not never, changed or always")),
+        }
+    }
+}
+
+impl std::fmt::Display for Overwrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Never => "never",
+            Self::Changed => "changed",
+            Self::Always => "always",
+        })
+    }
+}
+
 /// What a job does with one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {

@@ -1,35 +1,71 @@
-//! Running one hop of a migration job's shard (see [`crate::job`]): list both sides of its
-//! key range, decide each object, hand copies on as ordinary tasks.
+//! Running a migration job's messages (see [`crate::job`]): planning a job into shards, and one
+//! hop of a shard: list both sides of its key range, decide each object, hand copies on as
+//! ordinary tasks (paced when the job is throttled), hand the rest of the range on (split in
+//! two when the shard proves large), and at its end write its summary.
 
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime};
 
 use futures::{StreamExt, TryStreamExt};
 
-use crate::job::{Shard, ShardCounts};
-use crate::store::{ObjectStore, StoreError, unquote_etag};
+use crate::job::{
+    JobRequest, Shard, ShardCounts, ShardSummary, covers_key_space, listed_key, shards_prefix,
+};
+use crate::store::{
+    BodyChecksums, ListRequest, ObjectSink, ObjectSource, ObjectStore, StoreError, WriteCondition,
+    WriteRequest, unquote_etag,
+};
 use crate::task::{ReplicationTask, SourceObject, TaskOp};
 
 use super::decide::{Comparison, Decision, Overwrite, compare};
 use super::listing::{ListingOptions, list_objects};
 use super::merge::{Pair, merge};
+use super::split::{plan_bounds, split_points};
 
-/// The overwrite rule a shard names.
-pub fn overwrite_rule(name: &str) -> Result<Overwrite, String> {
-    match name {
-        "never" => Ok(Overwrite::Never),
-        "changed" => Ok(Overwrite::Changed),
-        "always" => Ok(Overwrite::Always),
-        other => Err(format!("{other:?} is not never, changed or always")),
-    }
+/// Where a job's messages go: the replicator's queue.
+pub trait JobQueue: Sync {
+    /// Enqueues tasks, each after its delay (at most 15 minutes).
+    fn enqueue_tasks(
+        &self,
+        tasks: Vec<(ReplicationTask, Duration)>,
+    ) -> impl Future<Output = Result<(), String>> + Send;
+
+    /// Enqueues a shard, after `delay` (at most 15 minutes).
+    fn enqueue_shard(
+        &self,
+        shard: &Shard,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), String>> + Send;
 }
 
 /// How a shard's hop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ShardProgress {
-    /// More remains: enqueue this shard (it starts after the last key decided).
-    Continue(Box<Shard>),
+    /// More remains: these shards (the rest of the range, split in two when it proved large)
+    /// continue it.
+    Continue(Vec<Shard>),
     /// The range is done; these are the shard's counts.
     Done(ShardCounts),
+}
+
+/// What running a job message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobStep {
+    /// A job was planned into this many shards, all enqueued.
+    Planned(usize),
+    /// A shard's hop ended with more to do; this many shards continue it.
+    Continued {
+        /// Shards enqueued.
+        pieces: usize,
+        /// Objects the shard has decided so far.
+        listed: u64,
+    },
+    /// A shard finished and wrote its summary.
+    Finished {
+        /// The shard's counts.
+        counts: ShardCounts,
+        /// Whether the job's summaries now cover its whole range (`listed.json` written).
+        job_listed: bool,
+    },
 }
 
 /// The stores and prefixes a shard runs against, as the replicator is configured.
@@ -51,20 +87,191 @@ pub struct ShardStores<S, D> {
 const SEND_EVERY: usize = 100;
 /// Objects compared at once.
 const COMPARE_CONCURRENCY: usize = 16;
+/// The longest SQS delays a message.
+const MAX_DELAY: Duration = Duration::from_mins(15);
+/// How far ahead of a paced shard's schedule its next hop arrives.
+const PACE_LEAD: Duration = Duration::from_mins(5);
+/// How many times a shard's range may split (a planned shard becomes at most 2^this pieces).
+pub const MAX_SPLIT_DEPTH: u32 = 6;
 
-/// Runs one hop of `shard` until `stop_at`: lists, decides, and hands copies (and deletes)
-/// to `send`. Returns what remains.
-pub async fn run_shard<S, D, F, Fut>(
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// Plans `job` over the source's keys (see [`plan_bounds`]) into at most `job.shards` shards.
+pub async fn plan_job<S: ObjectStore>(
+    job: &JobRequest,
+    source: &S,
+) -> Result<Vec<Shard>, StoreError> {
+    let n = job.shards.clamp(1, crate::job::MAX_SHARDS);
+    let bounds = plan_bounds(source, &job.source_bucket, &job.prefix, n).await?;
+    Ok(job.shards_over(&bounds))
+}
+
+/// Runs a job message the replicator received: plans it and enqueues its shards.
+pub async fn run_job<S, D, Q>(
+    job: &JobRequest,
+    stores: &ShardStores<S, D>,
+    queue: &Q,
+) -> Result<JobStep, String>
+where
+    S: ObjectStore,
+    Q: JobQueue,
+{
+    job.overwrite.parse::<Overwrite>()?;
+    let shards = plan_job(job, &stores.source)
+        .await
+        .map_err(|e| format!("planning the job: {e}"))?;
+    for shard in &shards {
+        queue.enqueue_shard(shard, Duration::ZERO).await?;
+    }
+    Ok(JobStep::Planned(shards.len()))
+}
+
+/// Runs one hop of `shard` until `stop_at` and hands on what follows: the rest of the shard,
+/// or its summary (and, when the job's summaries then cover its range, `listed.json`).
+pub async fn run_shard_hop<S, D, Q>(
     shard: &Shard,
     stores: &ShardStores<S, D>,
     stop_at: Instant,
-    mut send: F,
+    queue: &Q,
+) -> Result<JobStep, String>
+where
+    S: ObjectStore + Clone + 'static,
+    D: ObjectSink + ObjectSource + Clone + 'static,
+    Q: JobQueue,
+{
+    match run_shard(shard, stores, stop_at, queue).await? {
+        ShardProgress::Continue(pieces) => {
+            let listed = pieces.first().map_or(0, |s| s.counts.listed);
+            for piece in &pieces {
+                queue.enqueue_shard(piece, resume_delay(piece)).await?;
+            }
+            Ok(JobStep::Continued {
+                pieces: pieces.len(),
+                listed,
+            })
+        }
+        ShardProgress::Done(counts) => {
+            let summary = shard.summary(counts, chrono::Utc::now().to_rfc3339());
+            let body = serde_json::to_vec(&summary).map_err(|e| e.to_string())?;
+            put_json(stores, &shard.report_bucket, &shard.summary_key(), body)
+                .await
+                .map_err(|e| format!("writing the shard's summary: {e}"))?;
+            let summaries = read_summaries(
+                &stores.destination,
+                &shard.report_bucket,
+                &shards_prefix(&shard.report_prefix, &shard.job_id),
+            )
+            .await
+            .map_err(|e| format!("reading the job's summaries: {e}"))?;
+            let job_listed = covers_key_space(&summaries);
+            if job_listed {
+                let mut total = ShardCounts::default();
+                for s in &summaries {
+                    total += s.counts;
+                }
+                let body = serde_json::to_vec(&serde_json::json!({
+                    "job_id": shard.job_id,
+                    "shards": summaries.len(),
+                    "counts": total,
+                    "listed_at": summary.finished_at,
+                }))
+                .map_err(|e| e.to_string())?;
+                put_json(
+                    stores,
+                    &shard.report_bucket,
+                    &listed_key(&shard.report_prefix, &shard.job_id),
+                    body,
+                )
+                .await
+                .map_err(|e| format!("writing the job's listed.json: {e}"))?;
+            }
+            Ok(JobStep::Finished { counts, job_listed })
+        }
+    }
+}
+
+/// How long the next hop of a paced shard waits: until shortly before its schedule's next copy.
+fn resume_delay(shard: &Shard) -> Duration {
+    let Some(pace) = shard.pace else {
+        return Duration::ZERO;
+    };
+    let ahead = Duration::from_millis(pace.next_at_ms.saturating_sub(now_ms()));
+    ahead.saturating_sub(PACE_LEAD).min(MAX_DELAY)
+}
+
+async fn put_json<S, D: ObjectSink>(
+    stores: &ShardStores<S, D>,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+) -> Result<(), StoreError> {
+    let bytes = bytes::Bytes::from(body);
+    let mut request = WriteRequest::default();
+    request.content.content_type = Some("application/json".to_owned());
+    stores
+        .destination
+        .put_object(
+            bucket,
+            key,
+            bytes.clone(),
+            BodyChecksums::of(&bytes),
+            &request,
+            &WriteCondition::None,
+        )
+        .await
+        .map(|_| ())
+}
+
+/// Every shard summary under `prefix`.
+pub async fn read_summaries<D: ObjectSource + Clone + 'static>(
+    store: &D,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ShardSummary>, StoreError> {
+    let mut summaries = Vec::new();
+    let mut continuation = None;
+    loop {
+        let request = ListRequest {
+            prefix: prefix.to_owned(),
+            start_after: None,
+            continuation: continuation.take(),
+            max_keys: None,
+        };
+        let page = store.list_objects(bucket, &request).await?;
+        for object in page
+            .objects
+            .iter()
+            .filter(|o| o.key.to_ascii_lowercase().ends_with(".json"))
+        {
+            let body = crate::store::read_all(store, bucket, &object.key).await?;
+            match serde_json::from_slice::<ShardSummary>(&body) {
+                Ok(summary) => summaries.push(summary),
+                Err(e) => tracing::warn!(key = %object.key, error = %e, "not a shard summary"),
+            }
+        }
+        match page.next {
+            Some(next) => continuation = Some(next),
+            None => return Ok(summaries),
+        }
+    }
+}
+
+/// Runs one hop of `shard` until `stop_at`: lists, decides, and hands copies (and deletes)
+/// to `queue`. Returns what remains.
+pub async fn run_shard<S, D, Q>(
+    shard: &Shard,
+    stores: &ShardStores<S, D>,
+    stop_at: Instant,
+    queue: &Q,
 ) -> Result<ShardProgress, String>
 where
     S: ObjectStore + Clone + 'static,
     D: ObjectStore + Clone + 'static,
-    F: FnMut(Vec<ReplicationTask>) -> Fut,
-    Fut: Future<Output = Result<(), String>>,
+    Q: JobQueue,
 {
     let rest = shard
         .prefix
@@ -88,7 +295,7 @@ where
         destination: stores.destination.clone(),
         destination_bucket: stores.destination_bucket.clone(),
         destination_prefix: dst_prefix.clone(),
-        overwrite: overwrite_rule(&shard.overwrite)?,
+        overwrite: shard.overwrite.parse()?,
         check_metadata: false,
         check_extra_owner: shard.delete,
     };
@@ -123,12 +330,13 @@ where
             .try_buffered(COMPARE_CONCURRENCY)
     );
     let mut counts = shard.counts;
+    let mut pace = shard.pace;
     let mut tasks = Vec::new();
     let mut last = shard.after.clone();
-    let mut finished = true;
+    // Why the hop ended early: `Some(true)` out of time, `Some(false)` ahead of its pace.
+    let mut stopped = None;
     while let Some(item) = decided.next().await {
         let (entry, decision) = item.map_err(|e| format!("listing: {e}"))?;
-        counts.listed += 1;
         let task = |op: TaskOp, source: Option<&crate::store::ListedObject>| {
             let mut task = ReplicationTask::put(SourceObject {
                 region: String::new(),
@@ -141,12 +349,40 @@ where
             task.event_name = Some(format!("oss2s3:Job:{}", shard.job_id));
             task
         };
+        // A copy waits its turn in the shard's pace; one that would wait longer than SQS can
+        // delay a message is left to the next hop.
+        let mut copy = |source: Option<&crate::store::ListedObject>| -> Option<Duration> {
+            let Some(current) = pace else {
+                return Some(Duration::ZERO);
+            };
+            let (wait, next) = current.schedule(source.map_or(0, |s| s.size), now_ms());
+            let wait = Duration::from_millis(wait);
+            (wait <= MAX_DELAY).then(|| {
+                pace = Some(next);
+                wait
+            })
+        };
+        let copies = match &decision {
+            Ok(Decision::Missing | Decision::Changed(_)) => true,
+            Err(_) => entry.source().is_some(),
+            Ok(_) => false,
+        };
+        let delay = if copies {
+            let Some(delay) = copy(entry.source()) else {
+                stopped = Some(false);
+                break;
+            };
+            delay
+        } else {
+            Duration::ZERO
+        };
+        counts.listed += 1;
         match decision {
             Ok(Decision::Missing | Decision::Changed(_)) => {
                 let source = entry.source();
                 counts.to_copy += 1;
                 counts.bytes_to_copy += source.map_or(0, |s| s.size);
-                tasks.push(task(TaskOp::Put, source));
+                tasks.push((task(TaskOp::Put, source), delay));
             }
             Ok(Decision::UpToDate(_)) => counts.up_to_date += 1,
             Ok(Decision::Conflict(_)) => counts.conflicts += 1,
@@ -155,7 +391,7 @@ where
                 if shard.delete && owned == Some(true) && matches!(entry.pair, Pair::Destination(_))
                 {
                     counts.to_delete += 1;
-                    tasks.push(task(TaskOp::Delete, None));
+                    tasks.push((task(TaskOp::Delete, None), Duration::ZERO));
                 }
             }
             Err(_) => {
@@ -163,27 +399,48 @@ where
                 counts.errors += 1;
                 if let Some(source) = entry.source() {
                     counts.to_copy += 1;
-                    tasks.push(task(TaskOp::Put, Some(source)));
+                    tasks.push((task(TaskOp::Put, Some(source)), delay));
                 }
             }
         }
         last = Some(entry.relative_key.clone());
         if tasks.len() >= SEND_EVERY {
-            send(std::mem::take(&mut tasks)).await?;
+            queue.enqueue_tasks(std::mem::take(&mut tasks)).await?;
         }
         if Instant::now() >= stop_at {
-            finished = false;
+            stopped = Some(true);
             break;
         }
     }
     if !tasks.is_empty() {
-        send(tasks).await?;
+        queue.enqueue_tasks(tasks).await?;
     }
-    if finished {
+    let Some(out_of_time) = stopped else {
         return Ok(ShardProgress::Done(counts));
-    }
+    };
     let mut next = shard.clone();
     next.after = last;
     next.counts = counts;
-    Ok(ShardProgress::Continue(Box::new(next)))
+    next.pace = pace;
+    let mut pieces = Vec::new();
+    // A shard that ran out of time is large: the rest of its range splits in two, at a point
+    // between the next key and (about) the last one. A paced shard is not split: its pace,
+    // not its listing, sets its speed.
+    if out_of_time && next.depth < MAX_SPLIT_DEPTH {
+        let points = split_points(
+            &stores.source,
+            &shard.source_bucket,
+            &shard.prefix,
+            next.after.as_deref(),
+            next.until.as_deref(),
+            2,
+        )
+        .await
+        .map_err(|e| format!("probing the rest of the shard: {e}"))?;
+        if let Some(at) = points.into_iter().next() {
+            pieces.push(next.split_at(at));
+        }
+    }
+    pieces.insert(0, next);
+    Ok(ShardProgress::Continue(pieces))
 }

@@ -225,3 +225,22 @@ impl Symlinks for Unsupported {
         match *self {}
     }
 }
+
+/// The whole of a small object (a report or a summary), read into memory.
+pub async fn read_all<S: ObjectSource>(
+    store: &S,
+    bucket: &str,
+    key: &str,
+) -> Result<Vec<u8>, StoreError> {
+    use futures::TryStreamExt as _;
+    let output = store
+        .get_object(bucket, key, &GetRequest::default())
+        .await?;
+    output
+        .body
+        .try_fold(Vec::new(), |mut all, chunk| async move {
+            all.extend_from_slice(&chunk);
+            Ok(all)
+        })
+        .await
+}

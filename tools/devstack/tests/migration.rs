@@ -10,17 +10,24 @@ use std::time::Duration;
 
 use transfer::oss::{PutBody, PutObjectOptions};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator() {
+/// A stack of two function instances with the OSS trigger off (objects written now are existing
+/// data that no event announces); an OSS client, the source bucket and the destination bucket.
+async fn stack_without_events() -> (devstack::Stack, transfer::oss::OssClient, String, String) {
     let stack = common::start(|config| {
         config.function_instances = 2;
         config.function_timeout = Duration::from_secs(30);
     })
     .await;
-    // Existing data: written while the trigger is off, so no event announces it.
     stack.set_trigger_enabled(false).await.expect("trigger off");
     let oss = stack.oss_client().expect("an OSS client");
     let bucket = stack.config().oss_bucket.clone();
+    let dst = stack.config().dst_bucket.clone();
+    (stack, oss, bucket, dst)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator() {
+    let (stack, oss, bucket, dst) = stack_without_events().await;
     let mut want = BTreeMap::new();
     let starts = ["0", "9", "A", "Z", "_", "a", "m", "z", "~", "é", "文", "😀"];
     for i in 0..120usize {
@@ -36,7 +43,6 @@ async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator()
         .expect("uploaded");
         want.insert(key, body);
     }
-    let dst = stack.config().dst_bucket.clone();
     let args: Vec<String> = [
         "sync",
         &format!("oss://{bucket}/"),
@@ -78,15 +84,23 @@ async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator()
             "{key}"
         );
     }
-    // Every shard wrote its summary, and the report went to S3.
-    for index in 0..6 {
-        let key = transfer::job::shard_summary_key("jobs/", "q1", index);
-        let summary = common::s3_bytes(&stack, &key)
-            .await
-            .expect("a shard summary");
-        let summary: serde_json::Value = serde_json::from_slice(&summary).expect("JSON");
-        assert_eq!(summary["index"], index);
-    }
+    // Every shard wrote its summary, the last one listed.json, and the report went to S3.
+    let store =
+        transfer::s3::S3Store::new(stack.s3().clone()).with_compat(transfer::s3::S3Compat::Moto);
+    let summaries = transfer::migrate::read_summaries(
+        &store,
+        &dst,
+        &transfer::job::shards_prefix("jobs/", "q1"),
+    )
+    .await
+    .expect("the shard summaries");
+    assert_eq!(summaries.len(), 6, "{summaries:?}");
+    assert!(transfer::job::covers_key_space(&summaries));
+    let listed = common::s3_bytes(&stack, "jobs/q1/listed.json")
+        .await
+        .expect("listed.json");
+    let listed: serde_json::Value = serde_json::from_slice(&listed).expect("JSON");
+    assert_eq!(listed["counts"]["to_copy"], 120, "{listed:#}");
     let summary = common::s3_bytes(&stack, "jobs/q1/summary.json")
         .await
         .expect("the report");
@@ -113,5 +127,175 @@ async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator()
         stack.queue_depth(stack.dlq_url()).await.expect("the DLQ"),
         (0, 0)
     );
+    stack.shutdown().await;
+}
+
+/// The job message `template.yaml`'s reconcile schedule sends, as EventBridge Scheduler fills it
+/// in: the `Input` line with the parameters and the scheduled time substituted.
+fn scheduled_job_message(parameters: &[(&str, &str)], scheduled_time: &str) -> String {
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../template.yaml"),
+    )
+    .expect("template.yaml");
+    let line = template
+        .lines()
+        .find(|l| l.trim_start().starts_with("Input: !Sub '{\"job\""))
+        .expect("the schedule's Input");
+    let mut body = line
+        .split_once('\'')
+        .and_then(|(_, rest)| rest.strip_suffix('\''))
+        .expect("a quoted !Sub string")
+        .to_owned();
+    for (name, value) in parameters {
+        body = body.replace(&format!("${{{name}}}"), value);
+    }
+    assert!(!body.contains("${"), "every parameter substituted: {body}");
+    body.replace("<aws.scheduler.scheduled-time>", scheduled_time)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_templates_scheduled_reconcile_copies_objects_whose_events_never_arrived() {
+    // Events lost: the trigger is off while these are written.
+    let (stack, oss, bucket, dst) = stack_without_events().await;
+    let mut want = BTreeMap::new();
+    for i in 0..40usize {
+        let key = format!("lost/{i:02} é+%.bin");
+        let body = format!("missed {i} ").repeat(1 + i).into_bytes();
+        oss.put_object(
+            &bucket,
+            &key,
+            PutBody::from(body.clone()),
+            &PutObjectOptions::default(),
+        )
+        .await
+        .expect("uploaded");
+        want.insert(key, body);
+    }
+    let body = scheduled_job_message(
+        &[
+            ("OssBucket", &bucket),
+            ("SourcePrefix", ""),
+            ("ReconcileShards", "4"),
+            ("DestinationBucket", &dst),
+            ("JobReportPrefix", "oss2s3-jobs/"),
+        ],
+        "2026-12-01T03:00:00Z",
+    );
+    stack
+        .sqs()
+        .send_message()
+        .queue_url(stack.queue_url())
+        .message_body(body)
+        .send()
+        .await
+        .expect("the schedule's message is sent");
+    // The replicator plans the job, lists its shards, and the last one writes listed.json.
+    let listed_key = "oss2s3-jobs/reconcile-2026-12-01T03-00-00Z/listed.json";
+    common::wait_for(
+        &stack,
+        "the reconcile's listed.json",
+        Duration::from_mins(2),
+        || async { common::s3_bytes(&stack, listed_key).await.is_some() },
+    )
+    .await;
+    let listed = common::s3_bytes(&stack, listed_key)
+        .await
+        .expect("listed.json");
+    let listed: serde_json::Value = serde_json::from_slice(&listed).expect("JSON");
+    assert_eq!(listed["counts"]["to_copy"], 40, "{listed:#}");
+    assert!(
+        listed["shards"].as_u64().is_some_and(|n| n >= 2),
+        "{listed:#}"
+    );
+    common::wait_for(
+        &stack,
+        "every missed object copied",
+        Duration::from_mins(2),
+        || async {
+            for (key, body) in &want {
+                if common::s3_bytes(&stack, key).await.as_ref() != Some(body) {
+                    return false;
+                }
+            }
+            true
+        },
+    )
+    .await;
+    assert_eq!(
+        stack.queue_depth(stack.dlq_url()).await.expect("the DLQ"),
+        (0, 0)
+    );
+    stack.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_throttled_queued_job_spaces_its_copies_with_queue_delays() {
+    let (stack, oss, bucket, dst) = stack_without_events().await;
+    for i in 0..12 {
+        oss.put_object(
+            &bucket,
+            &format!("paced/{i:02}"),
+            PutBody::from(vec![b'p'; 100]),
+            &PutObjectOptions::default(),
+        )
+        .await
+        .expect("uploaded");
+    }
+    let sync = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "sync",
+            &format!("oss://{bucket}/paced/"),
+            &format!("s3://{dst}/paced/"),
+            "--queue",
+            stack.queue_url(),
+            "--report",
+            &format!("s3://{dst}/jobs/"),
+            "--quiet",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        args
+    };
+    // A timetable cannot be shared out; the error says what to use instead.
+    let refused = devstack::demo::oss2s3(&stack, &sync(&["--bwlimit", "08:00,1M 19:00,off"]))
+        .await
+        .expect_err("a timetable is refused")
+        .to_string();
+    assert!(refused.contains("a queued job takes one rate"), "{refused}");
+
+    // 4 copies a second: the twelve start over at least 2.75 s.
+    let started = std::time::Instant::now();
+    let output = devstack::demo::oss2s3(
+        &stack,
+        &sync(&[
+            "--wait",
+            "--shards",
+            "1",
+            "--tpslimit",
+            "4",
+            "--job-id",
+            "paced",
+        ]),
+    )
+    .await
+    .expect("oss2s3 runs");
+    let elapsed = started.elapsed();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("12 copy tasks"), "{stdout}");
+    assert!(elapsed >= Duration::from_millis(2_750), "{elapsed:?}");
+    for i in 0..12 {
+        assert_eq!(
+            common::s3_bytes(&stack, &format!("paced/{i:02}")).await,
+            Some(vec![b'p'; 100])
+        );
+    }
     stack.shutdown().await;
 }
