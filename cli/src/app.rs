@@ -53,9 +53,11 @@ enum Command {
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// Check a deployment before trusting it: the queue's attributes and redrive policy, the
-    /// DLQ, the secret's format and that the OSS key can list the bucket, and the destination
-    /// bucket's versioning and AbortIncompleteMultipartUpload rule. Each finding says how to fix
-    /// it. Exit 1 when anything fails.
+    /// DLQ, the event source mapping that feeds the replicator (enabled, partial batch
+    /// responses, concurrency cap) and its function's timeout, the secret's format and that the
+    /// OSS key can list the bucket, and the destination bucket's versioning and
+    /// AbortIncompleteMultipartUpload rule. Each finding says how to fix it. Exit 1 when anything
+    /// fails.
     Doctor(DoctorArgs),
 }
 
@@ -65,6 +67,7 @@ struct DoctorArgs {
     #[arg(long, value_name = "URL")]
     queue: Option<String>,
     /// The replicator's timeout in seconds, to check the queue's visibility timeout against.
+    /// Default: the timeout of the function the queue's event source mapping feeds.
     #[arg(long, value_name = "SECONDS")]
     function_timeout: Option<u64>,
     /// The Secrets Manager secret with the OSS keys (the replicator's OSS_SECRET_ID). Without

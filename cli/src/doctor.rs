@@ -89,6 +89,123 @@ async fn queue_attributes(
         .map_err(|e| DisplayErrorContext(e).to_string())
 }
 
+/// The event source mappings that read the queue `arn`, and their functions: returns the
+/// function's timeout when exactly one mapping reads it.
+async fn check_mappings(
+    lambda: &aws_sdk_lambda::Client,
+    arn: &str,
+    out: &mut Vec<Finding>,
+) -> Option<u64> {
+    let check = "event source mapping";
+    let mappings = match lambda
+        .list_event_source_mappings()
+        .event_source_arn(arn)
+        .send()
+        .await
+    {
+        Ok(o) => o.event_source_mappings().to_vec(),
+        Err(e) => {
+            out.push(finding(
+                Level::Warn,
+                check,
+                format!(
+                    "cannot list the mappings of {arn}: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                ),
+                Some("allow these credentials lambda:ListEventSourceMappings and lambda:GetFunctionConfiguration, or pass --function-timeout".into()),
+            ));
+            return None;
+        }
+    };
+    let [mapping] = mappings.as_slice() else {
+        if mappings.is_empty() {
+            out.push(finding(
+                Level::Fail,
+                check,
+                format!("no function reads {arn}: tasks pile up and nothing is replicated"),
+                Some(format!("deploy template.yaml, or: aws lambda create-event-source-mapping --function-name REPLICATOR --event-source-arn {arn} --function-response-types ReportBatchItemFailures --scaling-config MaximumConcurrency=50")),
+            ));
+        } else {
+            out.push(finding(
+                Level::Warn,
+                check,
+                format!("{} mappings read {arn}: each message goes to one of them, whichever polls first", mappings.len()),
+                Some("keep one replicator mapping per queue (aws lambda delete-event-source-mapping --uuid ...)".into()),
+            ));
+        }
+        return None;
+    };
+    let uuid = mapping.uuid().unwrap_or_default();
+    let function = mapping.function_arn().unwrap_or_default();
+    let state = mapping.state().unwrap_or("unknown");
+    out.push(if state == "Enabled" {
+        finding(Level::Ok, check, format!("{uuid} feeds {function}"), None)
+    } else {
+        finding(
+            Level::Fail,
+            check,
+            format!("{uuid} is {state}: tasks are not delivered to {function}"),
+            Some(format!(
+                "aws lambda update-event-source-mapping --uuid {uuid} --enabled"
+            )),
+        )
+    });
+    let reports = mapping
+        .function_response_types()
+        .iter()
+        .any(|t| t.as_str() == "ReportBatchItemFailures");
+    out.push(if reports {
+        finding(Level::Ok, "partial batch responses", "ReportBatchItemFailures is on", None)
+    } else {
+        finding(
+            Level::Fail,
+            "partial batch responses",
+            "ReportBatchItemFailures is off: Lambda ignores the replicator's list of failed messages and deletes the whole batch when the invocation returns, so failed copies are lost instead of retried",
+            Some(format!("aws lambda update-event-source-mapping --uuid {uuid} --function-response-types ReportBatchItemFailures")),
+        )
+    });
+    let batch = mapping.batch_size().unwrap_or(10);
+    let window = mapping.maximum_batching_window_in_seconds().unwrap_or(0);
+    out.push(finding(
+        Level::Ok,
+        "batching",
+        format!("up to {batch} messages, gathered for up to {window} s"),
+        None,
+    ));
+    let concurrency = mapping
+        .scaling_config()
+        .and_then(aws_sdk_lambda::types::ScalingConfig::maximum_concurrency);
+    out.push(match concurrency {
+        Some(n) => finding(Level::Ok, "maximum concurrency", format!("at most {n} environments read the queue"), None),
+        None => finding(
+            Level::Warn,
+            "maximum concurrency",
+            "unbounded: a backfill can take every environment of the account's Lambda concurrency and throttle other functions (and OSS, with requests from all of them)",
+            Some(format!("aws lambda update-event-source-mapping --uuid {uuid} --scaling-config MaximumConcurrency=50 (the template's MaximumConcurrency)")),
+        ),
+    });
+    match lambda
+        .get_function_configuration()
+        .function_name(function)
+        .send()
+        .await
+    {
+        Ok(configuration) => configuration.timeout().and_then(|t| u64::try_from(t).ok()),
+        Err(e) => {
+            out.push(finding(
+                Level::Warn,
+                "function",
+                format!(
+                    "cannot read {function}'s configuration: {}",
+                    aws_sdk_lambda::error::DisplayErrorContext(e)
+                ),
+                Some("allow these credentials lambda:GetFunctionConfiguration, or pass --function-timeout".into()),
+            ));
+            None
+        }
+    }
+}
+
 /// The queue and its DLQ.
 async fn check_queue(
     sqs: &aws_sdk_sqs::Client,
@@ -384,13 +501,20 @@ pub async fn run(
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     if let Some(queue) = &target.queue {
-        check_queue(
-            &aws_sdk_sqs::Client::new(aws),
-            queue,
-            target.function_timeout,
-            &mut out,
-        )
-        .await;
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let mut mapped = Vec::new();
+        let mut function_timeout = target.function_timeout;
+        if let Some(arn) = queue_attributes(&sqs, queue)
+            .await
+            .ok()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        {
+            let timeout =
+                check_mappings(&aws_sdk_lambda::Client::new(aws), &arn, &mut mapped).await;
+            function_timeout = function_timeout.or(timeout);
+        }
+        check_queue(&sqs, queue, function_timeout, &mut out).await;
+        out.extend(mapped);
     }
     if target.secret.is_some() || target.source.is_some() {
         check_oss(

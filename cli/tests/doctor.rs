@@ -13,6 +13,67 @@ fn findings(output: &std::process::Output) -> Vec<serde_json::Value> {
     serde_json::from_slice(&output.stdout).expect("JSON findings")
 }
 
+/// A replicator function on moto (its code is an empty zip: moto does not run it) and an event
+/// source mapping from `queue_arn` to it: enabled with partial batch responses and a
+/// concurrency cap when `right`, disabled without either otherwise.
+async fn map_replicator(services: &testkit::Services, queue_arn: &str, right: bool) {
+    // moto's Lambda wants the role to exist in its IAM; IAM is a query API, which moto routes
+    // by the credential scope of the (unchecked) Authorization header.
+    let role = testkit::Services::unique("replicator-role");
+    let created = reqwest::Client::new()
+        .post(format!("{}/", services.moto.endpoint()))
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=testing/20261201/us-east-1/iam/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "Action=CreateRole&Version=2010-05-08&RoleName={role}&AssumeRolePolicyDocument=%7B%7D"
+        ))
+        .send()
+        .await
+        .expect("IAM answers");
+    assert!(created.status().is_success(), "{:?}", created.text().await);
+    let lambda = aws_sdk_lambda::Client::new(&services.sdk);
+    let name = testkit::Services::unique("replicator");
+    // The smallest zip: an end-of-central-directory record and nothing else.
+    let mut zip = b"PK\x05\x06".to_vec();
+    zip.resize(22, 0);
+    lambda
+        .create_function()
+        .function_name(&name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(format!("arn:aws:iam::123456789012:role/{role}"))
+        .timeout(900)
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("a function");
+    let mut mapping = lambda
+        .create_event_source_mapping()
+        .function_name(&name)
+        .event_source_arn(queue_arn)
+        .batch_size(10)
+        .enabled(right);
+    if right {
+        mapping = mapping
+            .function_response_types(
+                aws_sdk_lambda::types::FunctionResponseType::ReportBatchItemFailures,
+            )
+            .scaling_config(
+                aws_sdk_lambda::types::ScalingConfig::builder()
+                    .maximum_concurrency(5)
+                    .build(),
+            );
+    }
+    mapping.send().await.expect("a mapping");
+}
+
 fn level(findings: &[serde_json::Value], check: &str) -> String {
     let found = findings.iter().find(|f| f["check"] == check);
     let found = found.unwrap_or_else(|| panic!("no finding {check}: {findings:#?}"));
@@ -23,12 +84,13 @@ fn level(findings: &[serde_json::Value], check: &str) -> String {
 async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deployment() {
     let stack = Stack::start().await;
     let services = &stack.services;
-    let (bad_queue, _) = services
+    let (bad_queue, bad_arn) = services
         .create_queue(
             "doctor-bad",
             &[(QueueAttributeName::VisibilityTimeout, "30".to_owned())],
         )
         .await;
+    map_replicator(services, &bad_arn, false).await;
     let bad_secret = services
         .secrets
         .create_secret()
@@ -47,8 +109,6 @@ async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deploym
             "doctor",
             "--queue",
             &bad_queue,
-            "--function-timeout",
-            "900",
             "--secret",
             &bad_secret,
             "--source",
@@ -60,8 +120,12 @@ async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deploym
         .await;
     assert_eq!(bad.status.code(), Some(1));
     let f = findings(&bad);
+    // 30 s against the mapped function's 900 s, found without --function-timeout.
     assert_eq!(level(&f, "visibility timeout"), "fail");
     assert_eq!(level(&f, "redrive policy"), "fail");
+    assert_eq!(level(&f, "event source mapping"), "fail");
+    assert_eq!(level(&f, "partial batch responses"), "fail");
+    assert_eq!(level(&f, "maximum concurrency"), "warn");
     // moto reports every queue's MaximumMessageSize as 1 MiB, whatever was set.
     assert_eq!(level(&f, "OSS secret"), "fail");
     assert_eq!(level(&f, "versioning"), "warn");
@@ -84,7 +148,7 @@ async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deploym
         )
         .await;
     let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5});
-    let (good_queue, _) = services
+    let (good_queue, good_arn) = services
         .create_queue(
             "doctor-good",
             &[
@@ -94,6 +158,7 @@ async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deploym
             ],
         )
         .await;
+    map_replicator(services, &good_arn, true).await;
     let good_secret = services
         .create_secret(
             "doctor-good",
@@ -141,8 +206,6 @@ async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deploym
             "doctor",
             "--queue",
             &good_queue,
-            "--function-timeout",
-            "900",
             "--secret",
             &good_secret,
             "--source",
@@ -176,4 +239,24 @@ async fn doctor_finds_what_is_wrong_says_how_to_fix_it_and_passes_a_good_deploym
     );
     assert_eq!(level(&f, "OSS access"), "ok");
     assert_eq!(level(&f, "DLQ retention"), "ok");
+    assert_eq!(level(&f, "visibility timeout"), "ok");
+    assert_eq!(level(&f, "partial batch responses"), "ok");
+    assert_eq!(level(&f, "maximum concurrency"), "ok");
+
+    // A queue no function reads.
+    let (lonely, _) = services.create_queue("doctor-unread", &[]).await;
+    let unread = stack.run(&["doctor", "--queue", &lonely, "--json"]).await;
+    assert_eq!(unread.status.code(), Some(1));
+    let f = findings(&unread);
+    let mapping = f
+        .iter()
+        .find(|x| x["check"] == "event source mapping")
+        .expect("checked");
+    assert_eq!(mapping["level"], "fail");
+    assert!(
+        mapping["fix"]
+            .as_str()
+            .is_some_and(|fix| fix.contains("ReportBatchItemFailures")),
+        "{mapping:#?}"
+    );
 }
