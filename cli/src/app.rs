@@ -622,6 +622,7 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
         &s3,
         &sqs,
         &job,
+        u32::try_from(sent).unwrap_or(u32::MAX),
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(args.wait_timeout),
         c.quiet,
@@ -669,56 +670,35 @@ async fn upload_report(
     job_id: &str,
     aws: &aws_config::SdkConfig,
 ) -> anyhow::Result<()> {
-    use transfer::store::{BodyChecksums, ObjectSink, WriteCondition, WriteRequest};
-    async fn put<D: ObjectSink>(
+    async fn upload_all<D: transfer::store::ObjectSink>(
         sink: &D,
+        dir: &std::path::Path,
         location: &Location,
-        key: String,
-        bytes: bytes::Bytes,
-        content_type: &str,
+        job_id: &str,
     ) -> anyhow::Result<()> {
-        let mut request = WriteRequest::default();
-        request.content.content_type = Some(content_type.to_owned());
-        sink.put_object(
-            &location.bucket,
-            &key,
-            bytes.clone(),
-            BodyChecksums::of(&bytes),
-            &request,
-            &WriteCondition::None,
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("uploading the report to {location}: {e}"))?;
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            let content_type = match path.extension().and_then(|e| e.to_str()) {
+                Some("html") => "text/html; charset=utf-8",
+                Some("json") => "application/json",
+                Some("gz") => "application/gzip",
+                _ => continue,
+            };
+            let bytes = bytes::Bytes::from(std::fs::read(&path)?);
+            let key = format!("{}{job_id}/{name}", location.prefix);
+            transfer::store::put_small(sink, &location.bucket, &key, bytes, content_type)
+                .await
+                .map_err(|e| anyhow::anyhow!("uploading the report to {location}: {e}"))?;
+        }
         Ok(())
     }
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let content_type = match path.extension().and_then(|e| e.to_str()) {
-            Some("html") => "text/html; charset=utf-8",
-            Some("json") => "application/json",
-            Some("gz") => "application/gzip",
-            _ => continue,
-        };
-        let bytes = bytes::Bytes::from(std::fs::read(&path)?);
-        let key = format!("{}{job_id}/{name}", location.prefix);
-        match location.service {
-            Service::S3 => put(&stores::s3_store(aws)?, location, key, bytes, content_type).await?,
-            Service::Oss => {
-                put(
-                    &stores::oss_client(aws)?,
-                    location,
-                    key,
-                    bytes,
-                    content_type,
-                )
-                .await?;
-            }
-        }
+    match location.service {
+        Service::S3 => upload_all(&stores::s3_store(aws)?, dir, location, job_id).await,
+        Service::Oss => upload_all(&stores::oss_client(aws)?, dir, location, job_id).await,
     }
-    Ok(())
 }
 
 fn print_diff(options: &JobOptions, args: &DiffArgs, result: &JobResult) {
@@ -846,7 +826,11 @@ async fn object_status(args: &StatusArgs, aws: &aws_config::SdkConfig) -> anyhow
     }
     let mut pending = None;
     if let (Some(url), false) = (&args.queue, found.state == status::State::Replicated) {
-        pending = Some(queue::depth(&sqs, url).await?);
+        pending = Some(
+            transfer::sqs::queue_depth(&sqs, url)
+                .await
+                .map_err(anyhow::Error::msg)?,
+        );
     }
     if args.json {
         let json = serde_json::json!({

@@ -17,6 +17,7 @@ use transfer::migrate::{
     Comparison, Decision, Entry, ListingOptions, Overwrite, compare, list_objects, merge,
 };
 use transfer::replicate::{CopySettings, Outcome, Replicator, SkipReason};
+use transfer::retry::RetryPolicy;
 use transfer::store::{ObjectSink, ObjectSource, unquote_etag};
 use transfer::task::{ReplicationTask, SourceObject, TaskOp};
 
@@ -528,7 +529,9 @@ where
     S: ObjectSource + Clone + 'static,
     D: ObjectSink + Clone + 'static,
 {
-    const ATTEMPTS: u32 = 5;
+    // Five attempts, 1 s doubling up to a minute; a store's own pause (OSS's QoS delay) can
+    // lengthen one, up to the minute.
+    const RETRY: RetryPolicy = RetryPolicy::new(5, Duration::from_secs(1), Duration::from_mins(1));
     const MAX_HOPS: u32 = 100;
     let o = &ctx.options;
     if let Some(tps) = &ctx.tps {
@@ -544,7 +547,8 @@ where
     };
     let mut task = ReplicationTask::put(source);
     task.op = op;
-    let (mut attempt, mut hops) = (0, 0);
+    let mut delays = RETRY.delays();
+    let mut hops = 0;
     let done = |category, status: &str, reason: String, copied| Done {
         category,
         row: row(o, entry, status, reason),
@@ -593,15 +597,13 @@ where
                     0,
                 );
             }
-            Err(e) if e.is_retryable() && attempt + 1 < ATTEMPTS => {
-                attempt += 1;
-                let backoff = Duration::from_millis(500) * (1 << attempt);
-                tokio::time::sleep(e.retry_after.unwrap_or(backoff).min(Duration::from_mins(1)))
-                    .await;
-            }
-            Err(e) => {
-                return done(Category::Failed, "failed", e.to_string(), 0);
-            }
+            Err(e) => match delays.next().filter(|_| e.is_retryable()) {
+                Some(delay) => {
+                    let delay = e.retry_after.map_or(delay, |asked| asked.max(delay));
+                    tokio::time::sleep(delay.min(RETRY.max_delay)).await;
+                }
+                None => return done(Category::Failed, "failed", e.to_string(), 0),
+            },
         }
     }
 }

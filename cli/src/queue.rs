@@ -197,30 +197,37 @@ pub async fn redrive(
     Ok(())
 }
 
-/// Messages in `queue_url`: (visible, in flight, delayed).
-pub async fn depth(sqs: &Client, queue_url: &str) -> anyhow::Result<(u64, u64, u64)> {
-    let output = sqs
+/// The URL of the DLQ that `queue_url`'s redrive policy names, if it has one.
+pub async fn dlq_of(sqs: &Client, queue_url: &str) -> anyhow::Result<Option<String>> {
+    let attributes = sqs
         .get_queue_attributes()
         .queue_url(queue_url)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
         .send()
         .await
-        .map_err(|e| anyhow::anyhow!("reading {queue_url}: {}", DisplayErrorContext(e)))
-        .context("the queue's depth")?;
-    let get = |name: QueueAttributeName| {
-        output
-            .attributes()
-            .and_then(|a| a.get(&name))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
+        .map_err(|e| anyhow::anyhow!("reading {queue_url}: {}", DisplayErrorContext(e)))?;
+    let Some(policy) = attributes
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy))
+    else {
+        return Ok(None);
     };
-    Ok((
-        get(QueueAttributeName::ApproximateNumberOfMessages),
-        get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        get(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
-    ))
+    let policy: serde_json::Value =
+        serde_json::from_str(policy).context("the queue's redrive policy")?;
+    // arn:aws:sqs:<region>:<account>:<name>
+    let arn = policy["deadLetterTargetArn"].as_str().unwrap_or_default();
+    let parts: Vec<&str> = arn.split(':').collect();
+    let (Some(account), Some(name)) = (parts.get(4), parts.get(5)) else {
+        return Ok(None);
+    };
+    let url = sqs
+        .get_queue_url()
+        .queue_name(*name)
+        .queue_owner_aws_account_id(*account)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("finding the DLQ {arn}: {}", DisplayErrorContext(e)))?;
+    Ok(url.queue_url().map(str::to_owned))
 }
 
 #[cfg(test)]

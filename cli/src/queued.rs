@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use transfer::job::{JobRequest, Shard, ShardCounts, covers_key_space, shards_prefix};
-use transfer::migrate::{plan_job, read_summaries};
+use transfer::job::{JobRequest, Shard, ShardCounts, job_complete, shards_prefix};
+use transfer::migrate::{finished_shards, plan_job, read_summaries};
 use transfer::oss::OssClient;
 use transfer::s3::S3Store;
-use transfer::sqs::is_fifo_queue;
+use transfer::sqs::{is_fifo_queue, queue_depth};
 
 use crate::location::Location;
 use crate::queue;
@@ -76,18 +76,25 @@ pub async fn send(
     Ok(shards.len())
 }
 
-/// Waits until the shards' summaries cover the job's key range and the queue is empty (twice
-/// in a row, `poll` apart); returns the shards' counts summed.
+/// Polls of an empty queue, with the job unfinished, after which the DLQ is searched for the
+/// job's shards.
+const STALLED_POLLS: u32 = 5;
+
+/// Waits until every one of the `of` planned shards, and every piece they split off, has
+/// written its summary and the queue is empty (twice in a row, `poll` apart); returns the
+/// shards' counts summed. Fails, naming them, when shards of the job are in the DLQ and
+/// nothing is left to run.
 pub async fn wait(
     s3: &S3Store,
     sqs: &aws_sdk_sqs::Client,
     job: &QueuedJob,
+    of: u32,
     poll: Duration,
     timeout: Duration,
     quiet: bool,
 ) -> anyhow::Result<ShardCounts> {
     let started = Instant::now();
-    let mut empty_polls = 0;
+    let (mut empty_polls, mut stalled_polls) = (0, 0);
     let mut last_line = Instant::now();
     let prefix = shards_prefix(&job.report.prefix, job.job_id());
     loop {
@@ -97,35 +104,82 @@ pub async fn wait(
             job.job_id(),
             timeout.as_secs()
         );
-        let summaries = read_summaries(s3, &job.report.bucket, &prefix)
+        let finished = finished_shards(s3, &job.report.bucket, &prefix)
             .await
             .map_err(|e| {
-                anyhow::anyhow!("reading the shard summaries under {}: {e}", job.report)
+                anyhow::anyhow!("listing the shard summaries under {}: {e}", job.report)
             })?;
-        let mut total = ShardCounts::default();
-        for summary in &summaries {
-            total += summary.counts;
-        }
-        let listed = covers_key_space(&summaries);
-        let (visible, in_flight, delayed) = queue::depth(sqs, &job.queue_url).await?;
+        let listed = job_complete(of, &finished);
+        let (visible, in_flight, delayed) = queue_depth(sqs, &job.queue_url)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let idle = visible + in_flight + delayed == 0;
         if !quiet && last_line.elapsed() >= Duration::from_secs(10) {
             eprintln!(
-                "sync --queue {}: {} shards done{}, {} copy tasks enqueued; queue {visible} visible, {in_flight} in flight, {delayed} delayed",
+                "sync --queue {}: {} shards done{}; queue {visible} visible, {in_flight} in flight, {delayed} delayed",
                 job.job_id(),
-                summaries.len(),
+                finished.len(),
                 if listed { " (every key listed)" } else { "" },
-                total.to_copy
             );
             last_line = Instant::now();
         }
-        if listed && visible + in_flight + delayed == 0 {
+        if listed && idle {
             empty_polls += 1;
             if empty_polls >= 2 {
+                let mut total = ShardCounts::default();
+                for summary in read_summaries(s3, &job.report.bucket, &prefix)
+                    .await
+                    .map_err(|e| {
+                        anyhow::anyhow!("reading the shard summaries under {}: {e}", job.report)
+                    })?
+                {
+                    total += summary.counts;
+                }
                 return Ok(total);
             }
         } else {
             empty_polls = 0;
         }
+        stalled_polls = if !listed && idle {
+            stalled_polls + 1
+        } else {
+            0
+        };
+        if stalled_polls >= STALLED_POLLS {
+            stalled_polls = 0;
+            dead_shards(sqs, job).await?;
+        }
         tokio::time::sleep(poll).await;
     }
+}
+
+/// Fails when the task queue's DLQ holds shards of the job: with nothing left on the queue,
+/// the job cannot finish until they are moved back.
+async fn dead_shards(sqs: &aws_sdk_sqs::Client, job: &QueuedJob) -> anyhow::Result<()> {
+    let Some(dlq) = queue::dlq_of(sqs, &job.queue_url).await? else {
+        return Ok(());
+    };
+    let letters = queue::receive(sqs, &dlq, 100, Duration::from_secs(5)).await?;
+    queue::release(sqs, &dlq, &letters.iter().collect::<Vec<_>>()).await?;
+    let mine = format!("job {} ", job.job_id());
+    let dead: Vec<String> = letters
+        .iter()
+        .filter(|l| l.op.as_deref().is_some_and(|op| op.starts_with(&mine)))
+        .map(|l| {
+            format!(
+                "{} ({}: {})",
+                l.op.as_deref().unwrap_or_default(),
+                l.kind,
+                l.reason
+            )
+        })
+        .collect();
+    anyhow::ensure!(
+        dead.is_empty(),
+        "job {} cannot finish: the queue is empty and {} of its shard messages are in the DLQ: {}. Fix the cause (oss2s3 dlq list shows each reason) and move them back with oss2s3 dlq redrive; this command, run again, then waits for them (a job sent twice lists twice and copies nothing more)",
+        job.job_id(),
+        dead.len(),
+        dead.join("; ")
+    );
+    Ok(())
 }

@@ -26,6 +26,21 @@ use serde::{Deserialize, Serialize};
 use crate::html;
 use crate::stats::{Category, Stats, Tally};
 
+/// Reads one of the lists (`total_list.csv.gz`, ...): every gzip member, every row.
+pub fn read_list(path: &Path) -> anyhow::Result<Vec<Row>> {
+    use std::io::Read as _;
+    let mut text = String::new();
+    flate2::read::MultiGzDecoder::new(
+        File::open(path).with_context(|| format!("opening {}", path.display()))?,
+    )
+    .read_to_string(&mut text)
+    .with_context(|| format!("{} is not gzip-compressed UTF-8", path.display()))?;
+    csv::Reader::from_reader(text.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("{} is not a list of rows", path.display()))
+}
+
 /// One row of the lists.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Row {
@@ -222,7 +237,6 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
 
     use super::*;
 
@@ -240,14 +254,7 @@ mod tests {
     }
 
     fn read(dir: &Path, list: &str) -> Vec<Row> {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(File::open(path(dir, list)).expect("the list"))
-            .read_to_string(&mut text)
-            .expect("valid gzip");
-        csv::Reader::from_reader(text.as_bytes())
-            .deserialize()
-            .collect::<Result<_, _>>()
-            .expect("valid CSV")
+        read_list(&path(dir, list)).expect("a readable list")
     }
 
     #[test]

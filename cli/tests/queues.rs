@@ -241,3 +241,67 @@ async fn dlq_list_shows_kinds_and_redrive_moves_what_it_chooses_without_losing_a
         "the others stay in the DLQ"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn waiting_for_a_queued_job_fails_when_its_shards_are_in_the_dlq() {
+    let stack = Stack::start().await;
+    let (dlq, dlq_arn) = stack.services.create_queue("stuck-dlq", &[]).await;
+    let policy = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 3});
+    let (queue, _) = stack
+        .services
+        .create_queue(
+            "stuck-tasks",
+            &[(
+                aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy,
+                policy.to_string(),
+            )],
+        )
+        .await;
+    // Job "stuck" had two shards; one finished, the other was moved to the DLQ by the redrive
+    // policy (no reason attributes), and the task queue is empty.
+    let request: transfer::job::JobRequest = serde_json::from_value(serde_json::json!({
+        "job_id": "stuck", "source_bucket": common::SRC,
+        "report_bucket": stack.dst, "report_prefix": "jobs/",
+    }))
+    .expect("a job");
+    let shards = request.shards_over(&["m".to_owned()]);
+    let summary = shards[0].summary(transfer::job::ShardCounts::default(), String::new());
+    stack
+        .services
+        .s3
+        .put_object()
+        .bucket(&stack.dst)
+        .key(shards[0].summary_key())
+        .body(serde_json::to_vec(&summary).expect("JSON").into())
+        .send()
+        .await
+        .expect("a summary");
+    dead_letter(&stack, &dlq, &shards[1].to_json(), None).await;
+    let job = oss2s3_cli::queued::QueuedJob {
+        request,
+        queue_url: queue.clone(),
+        report: format!("s3://{}/jobs/", stack.dst)
+            .parse()
+            .expect("a location"),
+    };
+    let error = oss2s3_cli::queued::wait(
+        &stack.services.s3_store(),
+        &stack.services.sqs,
+        &job,
+        2,
+        std::time::Duration::from_millis(100),
+        std::time::Duration::from_mins(1),
+        true,
+    )
+    .await
+    .expect_err("the job cannot finish");
+    let text = format!("{error:#}");
+    assert!(text.contains("job stuck cannot finish"), "{text}");
+    assert!(
+        text.contains("job stuck shard 00001 (redrive-policy"),
+        "{text}"
+    );
+    assert!(text.contains("oss2s3 dlq redrive"), "{text}");
+    // Looking did not take the shard out of the DLQ.
+    assert_eq!(bodies(&stack, &dlq).await, vec![shards[1].to_json()]);
+}

@@ -5,7 +5,8 @@
 //! itself on with the last key it decided, and a shard that proves large splits the rest of its
 //! range in two. No machine holds the bucket, and no database keeps state: the shard message
 //! carries its position and counts, and a finished shard writes its summary under the job's
-//! report prefix. The job has listed everything when the summaries' ranges cover the key space.
+//! report prefix, named so that one listing of the summaries tells whether the job has listed
+//! everything ([`job_complete`]).
 //!
 //! # Messages (on the replicator's queue)
 //! A job, as `oss2s3 sync --queue` plans it or a schedule sends it (the replicator plans it):
@@ -335,12 +336,14 @@ impl Shard {
         format!("{:05}{}", self.index, self.part)
     }
 
-    /// The key of the shard's summary: `REPORT_PREFIX/JOB_ID/shards/NAME.json`.
+    /// The key of the shard's summary: `REPORT_PREFIX/JOB_ID/shards/NAME_DEPTH.json`. The depth
+    /// it ended at names the pieces it split off (see [`job_complete`]).
     pub fn summary_key(&self) -> String {
         format!(
-            "{}{}.json",
+            "{}{}_{}.json",
             shards_prefix(&self.report_prefix, &self.job_id),
-            self.name()
+            self.name(),
+            self.depth
         )
     }
 
@@ -385,29 +388,44 @@ pub fn shards_prefix(report_prefix: &str, job_id: &str) -> String {
     format!("{report_prefix}{job_id}/shards/")
 }
 
-/// The key of the file a job's last shard writes when the summaries cover the key space.
+/// The key of the file a job's last shard writes when the job has listed everything.
 pub fn listed_key(report_prefix: &str, job_id: &str) -> String {
     format!("{report_prefix}{job_id}/listed.json")
 }
 
-/// Whether the summaries' ranges cover the key space exactly once: the job has listed
-/// everything. Ranges may arrive in any order; a range seen twice (a summary rewritten) counts
-/// once.
-pub fn covers_key_space(summaries: &[ShardSummary]) -> bool {
-    let mut ranges: Vec<(&Option<String>, &Option<String>)> =
-        summaries.iter().map(|s| (&s.start, &s.until)).collect();
-    ranges.sort();
-    ranges.dedup();
-    let mut reached: Option<&Option<String>> = None;
-    for (start, until) in ranges {
-        match reached {
-            None if start.is_none() => {}
-            Some(end) if end == start && end.is_some() => {}
-            _ => return false,
-        }
-        reached = Some(until);
+/// A finished shard as its summary's key names it: `(name, depth)` from `.../NAME_DEPTH.json`.
+pub fn parse_summary_key(key: &str) -> Option<(String, u32)> {
+    let file = key.rsplit('/').next()?.strip_suffix(".json")?;
+    let (name, depth) = file.rsplit_once('_')?;
+    Some((name.to_owned(), depth.parse().ok()?))
+}
+
+/// The pieces a finished shard split off: a piece named `NAME` that was made at depth `d0` (the
+/// last `.d0` of its name; 0 for a planned shard) and finished at `depth` split off
+/// `NAME.(d0+1)` to `NAME.depth`.
+fn pieces_of(name: &str, depth: u32) -> impl Iterator<Item = String> + '_ {
+    let made_at = name
+        .rsplit_once('.')
+        .and_then(|(_, d)| d.parse::<u32>().ok())
+        .unwrap_or(0);
+    (made_at + 1..=depth).map(move |d| format!("{name}.{d}"))
+}
+
+/// Whether a job of `of` planned shards has listed everything, from its finished shards'
+/// `(name, depth)` alone (one listing of the summaries, no reads): every planned shard is
+/// finished, and so is every piece a finished shard split off. A piece whose parent is still
+/// running is not yet expected; it is once the parent finishes.
+pub fn job_complete(of: u32, finished: &[(String, u32)]) -> bool {
+    let done: std::collections::HashMap<&str, u32> =
+        finished.iter().map(|(n, d)| (n.as_str(), *d)).collect();
+    let mut expected: Vec<String> = (0..of).map(|i| format!("{i:05}")).collect();
+    while let Some(name) = expected.pop() {
+        let Some(&depth) = done.get(name.as_str()) else {
+            return false;
+        };
+        expected.extend(pieces_of(&name, depth));
     }
-    matches!(reached, Some(None))
+    true
 }
 
 #[cfg(test)]
@@ -420,19 +438,6 @@ mod tests {
         )
         .expect("a job message with defaults")
         .job
-    }
-
-    fn summary(start: Option<&str>, until: Option<&str>) -> ShardSummary {
-        ShardSummary {
-            job_id: "j".into(),
-            index: 0,
-            of: 1,
-            part: String::new(),
-            start: start.map(str::to_owned),
-            until: until.map(str::to_owned),
-            counts: ShardCounts::default(),
-            finished_at: String::new(),
-        }
     }
 
     #[test]
@@ -456,44 +461,44 @@ mod tests {
                 (Some("m"), Some("m"), None)
             ]
         );
-        let summaries: Vec<_> = shards
+        let finished: Vec<_> = shards
             .iter()
-            .map(|s| s.summary(ShardCounts::default(), String::new()))
+            .map(|s| parse_summary_key(&s.summary_key()).expect("a summary key"))
             .collect();
-        assert!(covers_key_space(&summaries));
-        assert!(!covers_key_space(&summaries[1..]));
-        assert!(!covers_key_space(&summaries[..2]));
-        assert!(!covers_key_space(&[
-            summaries[0].clone(),
-            summaries[2].clone()
-        ]));
+        assert!(job_complete(3, &finished));
+        assert!(!job_complete(3, &finished[1..]));
+        assert!(!job_complete(3, &finished[..2]));
+    }
+
+    fn done(name: &str, depth: u32) -> (String, u32) {
+        (name.to_owned(), depth)
     }
 
     #[test]
-    fn coverage_needs_every_range_once_in_any_order() {
-        let whole = [summary(None, None)];
-        assert!(covers_key_space(&whole));
-        assert!(!covers_key_space(&[]));
-        let pieces = [
-            summary(Some("m"), None),
-            summary(None, Some("c")),
-            summary(Some("c"), Some("m")),
-            summary(Some("c"), Some("m")),
+    fn a_job_is_complete_when_every_planned_shard_and_every_piece_split_off_is_done() {
+        assert!(job_complete(1, &[done("00000", 0)]));
+        assert!(!job_complete(1, &[]));
+        assert!(!job_complete(2, &[done("00000", 0)]));
+        // 00000 split twice (pieces .1 and .2); .1 split once more (.1.2).
+        let all = [
+            done("00000", 2),
+            done("00000.1", 2),
+            done("00000.2", 2),
+            done("00000.1.2", 2),
         ];
-        assert!(covers_key_space(&pieces));
-        // A gap, and an overlap.
-        assert!(!covers_key_space(&[
-            summary(None, Some("c")),
-            summary(Some("d"), None)
-        ]));
-        assert!(!covers_key_space(&[
-            summary(None, Some("d")),
-            summary(Some("c"), None)
-        ]));
-        assert!(!covers_key_space(&[
-            summary(None, None),
-            summary(Some("c"), None)
-        ]));
+        assert!(job_complete(1, &all));
+        for missing in 0..all.len() {
+            let mut some = all.to_vec();
+            some.remove(missing);
+            assert!(!job_complete(1, &some), "without {:?}", all[missing]);
+        }
+        // A parent still running: its piece is done, it is not.
+        assert!(!job_complete(1, &[done("00000.1", 1)]));
+        assert_eq!(
+            parse_summary_key("jobs/j/shards/00003.1.2_4.json"),
+            Some(("00003.1.2".to_owned(), 4))
+        );
+        assert_eq!(parse_summary_key("jobs/j/shards/notes.txt"), None);
     }
 
     #[test]
@@ -534,7 +539,7 @@ mod tests {
         assert_eq!(piece.split_at("q".into()).name(), "00000.1.2");
         assert_eq!(
             again.summary_key(),
-            "oss2s3-jobs/reconcile-2026-12-01T03-00-00Z/shards/00000.2.json"
+            "oss2s3-jobs/reconcile-2026-12-01T03-00-00Z/shards/00000.2_2.json"
         );
         let back: ShardMessage = serde_json::from_str(&again.to_json()).expect("valid");
         assert_eq!(back.shard, again);

@@ -48,6 +48,13 @@ impl RetryPolicy {
             .with_max_times(self.max_attempts.saturating_sub(1) as usize)
             .with_jitter()
     }
+
+    /// The delays before each retry, in order (jittered): `max_attempts - 1` of them.
+    #[cfg(any(feature = "oss", feature = "sqs", feature = "engine"))]
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
+        use backon::BackoffBuilder as _;
+        self.backoff().build()
+    }
 }
 
 #[cfg(all(test, any(feature = "oss", feature = "sqs", feature = "engine")))]

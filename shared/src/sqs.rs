@@ -36,6 +36,37 @@ pub const DLQ_ATTR_SOURCE_QUEUE: &str = "oss2s3-source-queue-arn";
 /// The longest reason kept in a DLQ attribute.
 pub const MAX_REASON_BYTES: usize = 4096;
 
+/// A queue's approximate message counts, as SQS reports them: `(visible, in flight, delayed)`.
+pub async fn queue_depth(client: &Client, queue_url: &str) -> Result<(u64, u64, u64), String> {
+    use aws_sdk_sqs::types::QueueAttributeName as Name;
+    let output = client
+        .get_queue_attributes()
+        .queue_url(queue_url)
+        .attribute_names(Name::ApproximateNumberOfMessages)
+        .attribute_names(Name::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(Name::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "reading the depth of {queue_url}: {}",
+                DisplayErrorContext(e)
+            )
+        })?;
+    let get = |name: Name| {
+        output
+            .attributes()
+            .and_then(|a| a.get(&name))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok((
+        get(Name::ApproximateNumberOfMessages),
+        get(Name::ApproximateNumberOfMessagesNotVisible),
+        get(Name::ApproximateNumberOfMessagesDelayed),
+    ))
+}
+
 /// Whether a queue URL names a FIFO queue (its name ends in `.fifo`).
 pub fn is_fifo_queue(queue_url: &str) -> bool {
     queue_url

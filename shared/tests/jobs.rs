@@ -9,8 +9,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use oss_emulator::{EmulatorConfig, PutOptions};
 use testkit::Services;
-use transfer::job::{JobMessage, JobRequest, Shard, listed_key, shards_prefix};
-use transfer::migrate::{JobQueue, JobStep, ShardStores, plan_job, read_summaries, run_shard_hop};
+use transfer::job::{JobMessage, JobRequest, Shard, job_complete, listed_key, shards_prefix};
+use transfer::migrate::{
+    JobQueue, JobStep, ShardStores, finished_shards, plan_job, read_summaries, run_shard_hop,
+};
 use transfer::oss::{Credentials, OssClient};
 use transfer::s3::S3Store;
 use transfer::task::ReplicationTask;
@@ -68,6 +70,8 @@ impl Env {
             destination_bucket: dst.clone(),
             src_prefix: String::new(),
             dst_prefix: String::new(),
+            // Split after any hop that runs out of time.
+            split_after: 1,
         };
         Self {
             services,
@@ -226,7 +230,17 @@ async fn a_shard_that_runs_out_of_time_splits_and_its_pieces_cover_it_once() {
     assert_eq!(tasks.len(), keys.len());
     assert_eq!(copied, sizes);
     assert!(tasks.iter().all(|(_, delay)| delay.is_zero()));
-    // The summaries in S3 cover the range, and listed.json sums them.
+    // The summaries in S3 name every piece, and listed.json sums them.
+    let names = finished_shards(
+        &env.stores.destination,
+        &env.dst,
+        &shards_prefix("jobs/", "split"),
+    )
+    .await
+    .expect("the summaries' names");
+    assert_eq!(names.len(), finished);
+    assert!(job_complete(1, &names));
+    assert!(!job_complete(1, &names[1..]));
     let summaries = read_summaries(
         &env.stores.destination,
         &env.dst,

@@ -156,6 +156,7 @@ impl Stack {
     }
 }
 
+/// A list read with this test's own row type, independently of the CLI's reader.
 pub(crate) fn read_list(path: &Path) -> Vec<Row> {
     let mut text = String::new();
     flate2::read::MultiGzDecoder::new(std::fs::File::open(path).expect("the list exists"))

@@ -44,7 +44,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use transfer::job::{JobRequest, Shard};
 use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
-use transfer::migrate::{JobQueue, JobStep, ShardStores, run_job, run_shard_hop};
+use transfer::migrate::{
+    DEFAULT_SPLIT_AFTER, JobQueue, JobStep, ShardStores, run_job, run_shard_hop,
+};
 use transfer::replicate::{Continuation, Outcome, ReplicationError, Replicator, StopSignal};
 use transfer::store::{ObjectSink, ObjectSource};
 use transfer::task::{ReplicationTask, TaskOp};
@@ -60,6 +62,9 @@ const HARD_STOP: Duration = Duration::from_secs(5);
 
 /// The longest one hop of a job shard lists before it hands the rest on.
 const SHARD_HOP: Duration = Duration::from_mins(5);
+
+/// The most time a hop keeps after its listing, before the start margin.
+const SHARD_TAIL: Duration = Duration::from_secs(20);
 
 /// What a message asks for.
 enum Parsed {
@@ -125,6 +130,7 @@ where
             destination_bucket: settings.dst_bucket.clone(),
             src_prefix: settings.src_prefix.clone(),
             dst_prefix: settings.dst_prefix.clone(),
+            split_after: DEFAULT_SPLIT_AFTER,
         };
         match work {
             JobWork::Plan(job) => run_job(job, &stores, queue).await,
@@ -362,12 +368,16 @@ impl<R: TaskReplicator> BatchProcessor<R> {
     /// job's report prefix).
     async fn run_job_message(&self, work: &JobWork, deadline: Option<Instant>) -> Disposition {
         let now = Instant::now();
-        // A hop stops listing well before the deadline, and after at most five minutes so that
-        // a shard's tasks start flowing early; the rest continues in a new message.
+        // A hop stops listing after at most five minutes, so that a shard's tasks start flowing
+        // early; the rest continues in a new message. It stops well before the deadline too:
+        // the start margin, and a quarter of the time left (at most 20 s) for what follows the
+        // listing (the last tasks, the split's probes, the next message, the summary).
         let mut stop_at = now + SHARD_HOP;
         if let Some(deadline) = deadline {
+            let left = deadline.saturating_duration_since(now);
+            let tail = (left / 4).min(SHARD_TAIL);
             let end = deadline
-                .checked_sub(self.settings.start_margin)
+                .checked_sub(self.settings.start_margin + tail)
                 .unwrap_or(now);
             stop_at = stop_at.min(end.max(now));
         }

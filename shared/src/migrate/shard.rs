@@ -8,12 +8,10 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::job::{
-    JobRequest, Shard, ShardCounts, ShardSummary, covers_key_space, listed_key, shards_prefix,
+    JobRequest, Shard, ShardCounts, ShardSummary, job_complete, listed_key, parse_summary_key,
+    shards_prefix,
 };
-use crate::store::{
-    BodyChecksums, ListRequest, ObjectSink, ObjectSource, ObjectStore, StoreError, WriteCondition,
-    WriteRequest, unquote_etag,
-};
+use crate::store::{ListRequest, ObjectSink, ObjectSource, ObjectStore, StoreError, unquote_etag};
 use crate::task::{ReplicationTask, SourceObject, TaskOp};
 
 use super::decide::{Comparison, Decision, Overwrite, compare};
@@ -81,7 +79,15 @@ pub struct ShardStores<S, D> {
     pub src_prefix: String,
     /// The replicator's `DST_PREFIX`.
     pub dst_prefix: String,
+    /// A hop that runs out of time after listing at least this many objects splits the rest
+    /// of its range ([`DEFAULT_SPLIT_AFTER`]); a hop cut short by its invocation's deadline
+    /// says little about the shard's size.
+    pub split_after: u64,
 }
+
+/// The default [`ShardStores::split_after`]: 100,000 objects, a fraction of what one
+/// five-minute hop lists.
+pub const DEFAULT_SPLIT_AFTER: u64 = 100_000;
 
 /// How many tasks are sent at once.
 const SEND_EVERY: usize = 100;
@@ -160,15 +166,16 @@ where
             put_json(stores, &shard.report_bucket, &shard.summary_key(), body)
                 .await
                 .map_err(|e| format!("writing the shard's summary: {e}"))?;
-            let summaries = read_summaries(
-                &stores.destination,
-                &shard.report_bucket,
-                &shards_prefix(&shard.report_prefix, &shard.job_id),
-            )
-            .await
-            .map_err(|e| format!("reading the job's summaries: {e}"))?;
-            let job_listed = covers_key_space(&summaries);
+            let prefix = shards_prefix(&shard.report_prefix, &shard.job_id);
+            let finished = finished_shards(&stores.destination, &shard.report_bucket, &prefix)
+                .await
+                .map_err(|e| format!("listing the job's summaries: {e}"))?;
+            let job_listed = job_complete(shard.of, &finished);
             if job_listed {
+                // Once per job: the totals.
+                let summaries = read_summaries(&stores.destination, &shard.report_bucket, &prefix)
+                    .await
+                    .map_err(|e| format!("reading the job's summaries: {e}"))?;
                 let mut total = ShardCounts::default();
                 for s in &summaries {
                     total += s.counts;
@@ -209,30 +216,23 @@ async fn put_json<S, D: ObjectSink>(
     key: &str,
     body: Vec<u8>,
 ) -> Result<(), StoreError> {
-    let bytes = bytes::Bytes::from(body);
-    let mut request = WriteRequest::default();
-    request.content.content_type = Some("application/json".to_owned());
-    stores
-        .destination
-        .put_object(
-            bucket,
-            key,
-            bytes.clone(),
-            BodyChecksums::of(&bytes),
-            &request,
-            &WriteCondition::None,
-        )
-        .await
-        .map(|_| ())
+    crate::store::put_small(
+        &stores.destination,
+        bucket,
+        key,
+        bytes::Bytes::from(body),
+        "application/json",
+    )
+    .await
 }
 
-/// Every shard summary under `prefix`.
-pub async fn read_summaries<D: ObjectSource + Clone + 'static>(
+/// Every object key under `prefix`, page by page.
+async fn keys_under<D: ObjectStore>(
     store: &D,
     bucket: &str,
     prefix: &str,
-) -> Result<Vec<ShardSummary>, StoreError> {
-    let mut summaries = Vec::new();
+) -> Result<Vec<String>, StoreError> {
+    let mut keys = Vec::new();
     let mut continuation = None;
     loop {
         let request = ListRequest {
@@ -242,22 +242,46 @@ pub async fn read_summaries<D: ObjectSource + Clone + 'static>(
             max_keys: None,
         };
         let page = store.list_objects(bucket, &request).await?;
-        for object in page
-            .objects
-            .iter()
-            .filter(|o| o.key.to_ascii_lowercase().ends_with(".json"))
-        {
-            let body = crate::store::read_all(store, bucket, &object.key).await?;
-            match serde_json::from_slice::<ShardSummary>(&body) {
-                Ok(summary) => summaries.push(summary),
-                Err(e) => tracing::warn!(key = %object.key, error = %e, "not a shard summary"),
-            }
-        }
+        keys.extend(page.objects.into_iter().map(|o| o.key));
         match page.next {
             Some(next) => continuation = Some(next),
-            None => return Ok(summaries),
+            None => return Ok(keys),
         }
     }
+}
+
+/// The finished shards under `prefix` as their summaries' keys name them (one listing, no
+/// reads; see [`job_complete`]).
+pub async fn finished_shards<D: ObjectStore>(
+    store: &D,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<(String, u32)>, StoreError> {
+    Ok(keys_under(store, bucket, prefix)
+        .await?
+        .iter()
+        .filter_map(|k| parse_summary_key(k))
+        .collect())
+}
+
+/// Every shard summary under `prefix`.
+pub async fn read_summaries<D: ObjectSource + Clone + 'static>(
+    store: &D,
+    bucket: &str,
+    prefix: &str,
+) -> Result<Vec<ShardSummary>, StoreError> {
+    let mut summaries = Vec::new();
+    for key in keys_under(store, bucket, prefix).await? {
+        if parse_summary_key(&key).is_none() {
+            continue;
+        }
+        let body = crate::store::read_all(store, bucket, &key).await?;
+        match serde_json::from_slice::<ShardSummary>(&body) {
+            Ok(summary) => summaries.push(summary),
+            Err(e) => tracing::warn!(key = %key, error = %e, "not a shard summary"),
+        }
+    }
+    Ok(summaries)
 }
 
 /// Runs one hop of `shard` until `stop_at`: lists, decides, and hands copies (and deletes)
@@ -426,7 +450,8 @@ where
     // A shard that ran out of time is large: the rest of its range splits in two, at a point
     // between the next key and (about) the last one. A paced shard is not split: its pace,
     // not its listing, sets its speed.
-    if out_of_time && next.depth < MAX_SPLIT_DEPTH {
+    let listed_now = counts.listed - shard.counts.listed;
+    if out_of_time && next.depth < MAX_SPLIT_DEPTH && listed_now >= stores.split_after {
         let points = split_points(
             &stores.source,
             &shard.source_bucket,

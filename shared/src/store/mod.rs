@@ -244,3 +244,26 @@ pub async fn read_all<S: ObjectSource>(
         })
         .await
 }
+
+/// Writes a small object (a report or a summary) in one unconditional PUT.
+pub async fn put_small<S: ObjectSink>(
+    store: &S,
+    bucket: &str,
+    key: &str,
+    body: bytes::Bytes,
+    content_type: &str,
+) -> Result<(), StoreError> {
+    let mut request = WriteRequest::default();
+    request.content.content_type = Some(content_type.to_owned());
+    store
+        .put_object(
+            bucket,
+            key,
+            body.clone(),
+            BodyChecksums::of(&body),
+            &request,
+            &WriteCondition::None,
+        )
+        .await
+        .map(|_| ())
+}

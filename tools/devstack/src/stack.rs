@@ -473,48 +473,18 @@ impl Stack {
     /// Messages of the queue at `url` that are visible, in flight and delayed (SQS's
     /// approximate counts), summed.
     pub async fn queue_total(&self, url: &str) -> anyhow::Result<u64> {
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::All)
-            .send()
+        let (visible, in_flight, delayed) = transfer::sqs::queue_depth(&self.sqs, url)
             .await
-            .context("GetQueueAttributes")?;
-        let get = |name: QueueAttributeName| -> u64 {
-            output
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Ok(get(QueueAttributeName::ApproximateNumberOfMessages)
-            + get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            + get(QueueAttributeName::ApproximateNumberOfMessagesDelayed))
+            .map_err(anyhow::Error::msg)?;
+        Ok(visible + in_flight + delayed)
     }
 
     /// `(visible, in flight)` messages of the queue at `url` (SQS's approximate counts).
     pub async fn queue_depth(&self, url: &str) -> anyhow::Result<(u64, u64)> {
-        let output = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(url)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
-            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
-            .send()
+        let (visible, in_flight, _) = transfer::sqs::queue_depth(&self.sqs, url)
             .await
-            .context("GetQueueAttributes")?;
-        let get = |name: QueueAttributeName| {
-            output
-                .attributes()
-                .and_then(|a| a.get(&name))
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        Ok((
-            get(QueueAttributeName::ApproximateNumberOfMessages),
-            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
-        ))
+            .map_err(anyhow::Error::msg)?;
+        Ok((visible, in_flight))
     }
 
     /// The log files of the replicator's execution environments.
