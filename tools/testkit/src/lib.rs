@@ -16,7 +16,8 @@
 //! - [`s3_proxy`]: a proxy in front of an S3 server that counts requests by operation and
 //!   injects faults;
 //! - [`discard_s3`]: an S3 endpoint that verifies what it receives and keeps none of it;
-//! - [`layering`]: a check that a crate's modules have no cycles.
+//! - [`layering`]: a check that a crate's modules have no cycles;
+//! - [`odd_keys`]: the odd-key corpus of `events/odd-keys.txt`.
 
 // Test support fails the test that called it by panicking, so its panics are its contract.
 #![expect(
@@ -29,6 +30,7 @@ pub mod discard_s3;
 pub mod lambda;
 pub mod layering;
 pub mod moto;
+pub mod odd_keys;
 pub mod process;
 pub mod python;
 pub mod runtime_api;
