@@ -244,7 +244,8 @@ struct SyncArgs {
     #[arg(long, value_name = "URL")]
     queue: Option<String>,
     /// (--queue) Wait until every shard is done and the queue has drained, then verify the
-    /// job's range and write the report.
+    /// job's range and write the report: what the job copied (from the task lists its shards
+    /// wrote), what was already up to date, and what still differs.
     #[arg(long, requires = "queue")]
     wait: bool,
     /// (--queue) How many key-range shards to plan (1 to 1000). Split points are spread between
@@ -262,7 +263,8 @@ struct SyncArgs {
     #[arg(long, default_value = "changed", value_parser = clap::value_parser!(Overwrite))]
     overwrite: Overwrite,
     /// Also delete destination objects whose source is gone, but only those carrying oss2s3's
-    /// marker for the source key they map to. Off by default.
+    /// marker for the source key they map to. Off by default. With --queue, the replicator
+    /// must be deployed with ReplicateDeletes=true.
     #[arg(long)]
     delete: bool,
     /// Limit reads from the source to this many bytes/s (512K, 10M, ...), or follow a timetable
@@ -398,6 +400,7 @@ fn base_options(mode: Mode, c: &Common) -> anyhow::Result<JobOptions> {
         },
         page_size: Some(c.page_size),
         source_region,
+        enqueued: None,
     })
 }
 
@@ -605,6 +608,7 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
     };
     let sqs = aws_sdk_sqs::Client::new(aws);
     let source = stores::oss_client(aws)?;
+    let sent_at = chrono::Utc::now();
     let sent = crate::queued::send(&sqs, &source, &job).await?;
     println!(
         "sync {job_id}: {sent} shards sent to {}; the replicator lists, diffs and copies them",
@@ -618,7 +622,7 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
         return Ok(ExitCode::SUCCESS);
     }
     let s3 = stores::s3_store(aws)?;
-    let totals = crate::queued::wait(
+    let (totals, summaries) = crate::queued::wait(
         &s3,
         &sqs,
         &job,
@@ -642,6 +646,14 @@ async fn run_queued(args: &SyncArgs, aws: &aws_config::SdkConfig) -> anyhow::Res
     // Objects only in the destination (the report's own files among them, when it shares the
     // bucket) are not a difference; --delete removed those oss2s3 wrote.
     options.allow_extra = true;
+    options.enqueued = Some(crate::queued::JobTasks {
+        store: s3,
+        bucket: report.bucket.clone(),
+        report_prefix: report.prefix.clone(),
+        job_id: job_id.clone(),
+        pieces: transfer::job::pieces_in_key_order(&summaries),
+        sent_at,
+    });
     let report_args = ReportArgs {
         report: args.report.report.clone(),
         state_dir: args.report.state_dir.clone(),

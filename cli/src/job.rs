@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt, TryStreamExt, future};
 use serde::{Deserialize, Serialize};
+use transfer::job::EnqueuedTask;
 use transfer::migrate::{
     Comparison, Decision, Entry, ListingOptions, Overwrite, compare, list_objects, merge,
 };
@@ -91,6 +92,9 @@ pub struct JobOptions {
     pub page_size: Option<u32>,
     /// The source region, for the tasks the engine runs.
     pub source_region: String,
+    /// (sync --queue --wait) The tasks the queued job enqueued: the verify that ends it reports
+    /// those it finds done as copied (or deleted) by the job, and the rest as skipped.
+    pub enqueued: Option<crate::queued::JobTasks>,
 }
 
 /// Where an interrupted job resumes: `checkpoint.json`.
@@ -212,18 +216,30 @@ where
         engine,
     });
 
-    let mut lists = match &ctx.options.job_dir {
+    let lists = match &ctx.options.job_dir {
         Some(dir) => Some(Lists::open(dir, resume.as_ref().map(|c| &c.lengths))?),
         None => None,
     };
-    let started_at = resume.as_ref().map_or_else(Utc::now, |c| c.started_at);
-    let elapsed_before = resume.as_ref().map_or(0.0, |c| c.elapsed);
+    let (started_at, elapsed_before) = match (&resume, &ctx.options.enqueued) {
+        (Some(c), _) => (c.started_at, c.elapsed),
+        // A queued job's report covers it from when its shards were sent.
+        (None, Some(tasks)) => (
+            tasks.sent_at,
+            (Utc::now() - tasks.sent_at).as_seconds_f64().max(0.0),
+        ),
+        (None, None) => (Utc::now(), 0.0),
+    };
+    let mut enqueued = ctx
+        .options
+        .enqueued
+        .as_ref()
+        .map(crate::queued::JobTasks::stream);
     let stats = Arc::new(Mutex::new(
         resume.as_ref().map(|c| c.stats.clone()).unwrap_or_default(),
     ));
     let clock = Instant::now();
     let elapsed = || Duration::from_secs_f64(elapsed_before + clock.elapsed().as_secs_f64());
-    let mut progress = ctx
+    let progress = ctx
         .options
         .progress
         .start(ctx.options.mode.as_str(), expected);
@@ -244,50 +260,49 @@ where
         .try_buffered(ctx.options.concurrency.max(1));
 
     let mut last_key = after;
-    let mut estimate = (0u64, 0u64);
     let mut last_checkpoint = Instant::now();
     let mut failure = None;
+    let mut recorder = Recorder {
+        lists,
+        estimate: (0, 0),
+        stats: &stats,
+        progress,
+    };
     loop {
         let item = tokio::select! {
             item = work.next() => item,
             () = tokio::time::sleep(Duration::from_secs(1)) => {
                 let mut s = stats.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 s.sample(elapsed());
-                progress.update(&s);
+                recorder.progress.update(&s);
                 continue;
             }
         };
         let Some(item) = item else { break };
-        let (key, done) = match item {
+        let (key, mut done) = match item {
             Ok(done) => done,
             Err(e) => {
                 failure = Some(anyhow::anyhow!("listing failed: {e}"));
                 break;
             }
         };
-        estimate.0 += done.estimate.0;
-        estimate.1 += done.estimate.1;
-        if let Some(lists) = &mut lists {
-            lists.write(done.category, &done.row)?;
+        if let Some(enqueued) = &mut enqueued {
+            let (gone, task) = match crate::queued::tasks_up_to(enqueued, Some(&key)).await {
+                Ok(found) => found,
+                Err(e) => {
+                    failure = Some(anyhow::anyhow!("reading the job's task lists: {e}"));
+                    break;
+                }
+            };
+            for task in &gone {
+                recorder.record(&gone_task(&ctx.options, task), elapsed())?;
+            }
+            done = queued_outcome(done, task.as_ref());
         }
-        {
-            let mut s = stats
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            s.record(
-                done.category,
-                &done.row.status,
-                &done.row.key,
-                done.row.size,
-                &done.row.reason,
-                done.copied,
-            );
-            s.sample(elapsed());
-            progress.update(&s);
-        }
+        recorder.record(&done, elapsed())?;
         last_key = Some(key);
         if last_checkpoint.elapsed() >= Duration::from_secs(10) {
-            if let Some(lists) = &mut lists {
+            if let Some(lists) = &mut recorder.lists {
                 let s = stats
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -306,6 +321,25 @@ where
         }
     }
     drop(work);
+    if let Some(enqueued) = &mut enqueued
+        && failure.is_none()
+        && !stop.load(Ordering::SeqCst)
+    {
+        match crate::queued::tasks_up_to(enqueued, None).await {
+            Ok((gone, _)) => {
+                for task in &gone {
+                    recorder.record(&gone_task(&ctx.options, task), elapsed())?;
+                }
+            }
+            Err(e) => failure = Some(anyhow::anyhow!("reading the job's task lists: {e}")),
+        }
+    }
+    let Recorder {
+        mut lists,
+        estimate,
+        mut progress,
+        ..
+    } = recorder;
     let interrupted = stop.load(Ordering::SeqCst) || failure.is_some();
     let mut final_stats = stats
         .lock()
@@ -321,7 +355,11 @@ where
     let duration = elapsed().as_secs_f64();
     let summary = Summary {
         job_id: ctx.options.job_id.clone(),
-        command: ctx.options.mode.as_str().to_owned(),
+        command: if ctx.options.enqueued.is_some() {
+            Mode::Sync.as_str().to_owned()
+        } else {
+            ctx.options.mode.as_str().to_owned()
+        },
         source: ctx.options.source.to_string(),
         destination: ctx.options.destination.to_string(),
         started_at,
@@ -414,6 +452,97 @@ fn row(ctx_options: &JobOptions, entry: &Entry, status: &str, reason: impl Into<
             .unwrap_or_default(),
         status: status.to_owned(),
         reason: reason.into(),
+    }
+}
+
+/// Where each object's outcome goes: the report's lists, the counts and the progress display.
+struct Recorder<'a> {
+    lists: Option<Lists>,
+    estimate: (u64, u64),
+    stats: &'a Mutex<Stats>,
+    progress: crate::progress::Running,
+}
+
+impl Recorder<'_> {
+    fn record(&mut self, done: &Done, elapsed: Duration) -> anyhow::Result<()> {
+        self.estimate.0 += done.estimate.0;
+        self.estimate.1 += done.estimate.1;
+        if let Some(lists) = &mut self.lists {
+            lists.write(done.category, &done.row)?;
+        }
+        let mut s = self
+            .stats
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        s.record(
+            done.category,
+            &done.row.status,
+            &done.row.key,
+            done.row.size,
+            &done.row.reason,
+            done.copied,
+        );
+        s.sample(elapsed);
+        self.progress.update(&s);
+        Ok(())
+    }
+}
+
+/// (sync --queue) What the verify at a queued job's end found for an object, given the task the
+/// job enqueued for it, if any.
+fn queued_outcome(mut done: Done, task: Option<&EnqueuedTask>) -> Done {
+    match (task, done.row.status.as_str()) {
+        (Some(task), "up_to_date") if !task.delete => {
+            done.category = Category::Completed;
+            "copied".clone_into(&mut done.row.status);
+            "copied by the replicator from this job's task".clone_into(&mut done.row.reason);
+            done.copied = done.row.size;
+        }
+        (None, "up_to_date") => done.category = Category::Skipped,
+        (Some(task), "extra") if task.delete => {
+            done.category = Category::Failed;
+            "the job enqueued its delete, but the object is still in the destination (see oss2s3 dlq list)"
+                .clone_into(&mut done.row.reason);
+        }
+        (Some(_), _) if done.category == Category::Failed => {
+            done.row
+                .reason
+                .push_str(" (the job enqueued its copy: see oss2s3 dlq list)");
+        }
+        _ => {}
+    }
+    done
+}
+
+/// (sync --queue) A task the job enqueued for a key that neither side holds at its end.
+fn gone_task(o: &JobOptions, task: &EnqueuedTask) -> Done {
+    let (category, status, reason) = if task.delete {
+        (
+            Category::Completed,
+            "deleted",
+            "deleted by the replicator from this job's task",
+        )
+    } else {
+        (
+            Category::Skipped,
+            "gone",
+            "the job enqueued its copy, but the source no longer holds the object",
+        )
+    };
+    Done {
+        category,
+        row: Row {
+            key: format!("{}{}", o.source.prefix, task.key),
+            destination_key: format!("{}{}", o.destination.prefix, task.key),
+            size: task.size.unwrap_or(0),
+            etag: task.etag.clone().unwrap_or_default(),
+            crc64: None,
+            last_modified: String::new(),
+            status: status.to_owned(),
+            reason: reason.to_owned(),
+        },
+        copied: 0,
+        estimate: (0, 0),
     }
 }
 

@@ -7,12 +7,19 @@
 
 use std::time::{Duration, Instant};
 
+use std::pin::Pin;
+
 use aws_sdk_sqs::error::DisplayErrorContext;
-use transfer::job::{JobRequest, Shard, ShardCounts, job_complete, shards_prefix};
-use transfer::migrate::{finished_shards, plan_job, read_summaries};
+use futures::StreamExt;
+use futures::stream::{BoxStream, Peekable};
+use transfer::job::{
+    EnqueuedTask, JobRequest, Shard, ShardCounts, ShardSummary, job_complete, shards_prefix,
+};
+use transfer::migrate::{enqueued_tasks, finished_shards, plan_job, read_summaries};
 use transfer::oss::OssClient;
 use transfer::s3::S3Store;
 use transfer::sqs::{is_fifo_queue, queue_depth};
+use transfer::store::StoreError;
 
 use crate::location::Location;
 use crate::queue;
@@ -32,6 +39,73 @@ impl QueuedJob {
     /// The job's ID.
     pub fn job_id(&self) -> &str {
         &self.request.job_id
+    }
+}
+
+/// A queued job's tasks in key order (see [`JobTasks::stream`]).
+pub type Tasks = Pin<Box<Peekable<BoxStream<'static, Result<EnqueuedTask, StoreError>>>>>;
+
+/// The tasks a queued job enqueued, as its shards listed them under the report prefix.
+#[derive(Debug, Clone)]
+pub struct JobTasks {
+    /// The store the report prefix is in.
+    pub store: S3Store,
+    /// The report's bucket.
+    pub bucket: String,
+    /// The report prefix.
+    pub report_prefix: String,
+    /// The job.
+    pub job_id: String,
+    /// The job's pieces in key order.
+    pub pieces: Vec<String>,
+    /// When the job's shards were sent.
+    pub sent_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl JobTasks {
+    /// The tasks in key order.
+    pub fn stream(&self) -> Tasks {
+        Box::pin(
+            enqueued_tasks(
+                self.store.clone(),
+                self.bucket.clone(),
+                self.report_prefix.clone(),
+                self.job_id.clone(),
+                self.pieces.clone(),
+            )
+            .peekable(),
+        )
+    }
+}
+
+/// From a key-ordered stream of tasks: those for keys before `key` (all that remain when
+/// `None`), and the one for `key` itself.
+pub async fn tasks_up_to(
+    tasks: &mut Tasks,
+    key: Option<&str>,
+) -> Result<(Vec<EnqueuedTask>, Option<EnqueuedTask>), StoreError> {
+    let mut before = Vec::new();
+    loop {
+        let order = match tasks.as_mut().peek().await {
+            None => return Ok((before, None)),
+            Some(Err(_)) => match tasks.as_mut().next().await {
+                Some(Err(e)) => return Err(e),
+                _ => unreachable!("peeked an error"),
+            },
+            Some(Ok(task)) => key.map_or(std::cmp::Ordering::Less, |k| {
+                task.key.as_bytes().cmp(k.as_bytes())
+            }),
+        };
+        if order == std::cmp::Ordering::Greater {
+            return Ok((before, None));
+        }
+        let Some(Ok(task)) = tasks.as_mut().next().await else {
+            unreachable!("peeked a task")
+        };
+        if order == std::cmp::Ordering::Equal {
+            return Ok((before, Some(task)));
+        }
+        before.push(task);
     }
 }
 
@@ -82,7 +156,7 @@ const STALLED_POLLS: u32 = 5;
 
 /// Waits until every one of the `of` planned shards, and every piece they split off, has
 /// written its summary and the queue is empty (twice in a row, `poll` apart); returns the
-/// shards' counts summed. Fails, naming them, when shards of the job are in the DLQ and
+/// shards' counts summed, and their summaries. Fails, naming them, when shards of the job are in the DLQ and
 /// nothing is left to run.
 pub async fn wait(
     s3: &S3Store,
@@ -92,7 +166,7 @@ pub async fn wait(
     poll: Duration,
     timeout: Duration,
     quiet: bool,
-) -> anyhow::Result<ShardCounts> {
+) -> anyhow::Result<(ShardCounts, Vec<ShardSummary>)> {
     let started = Instant::now();
     let (mut empty_polls, mut stalled_polls) = (0, 0);
     let mut last_line = Instant::now();
@@ -126,16 +200,16 @@ pub async fn wait(
         if listed && idle {
             empty_polls += 1;
             if empty_polls >= 2 {
-                let mut total = ShardCounts::default();
-                for summary in read_summaries(s3, &job.report.bucket, &prefix)
+                let summaries = read_summaries(s3, &job.report.bucket, &prefix)
                     .await
                     .map_err(|e| {
                         anyhow::anyhow!("reading the shard summaries under {}: {e}", job.report)
-                    })?
-                {
+                    })?;
+                let mut total = ShardCounts::default();
+                for summary in &summaries {
                     total += summary.counts;
                 }
-                return Ok(total);
+                return Ok((total, summaries));
             }
         } else {
             empty_polls = 0;

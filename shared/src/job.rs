@@ -228,6 +228,7 @@ impl JobRequest {
                 report_bucket: self.report_bucket.clone(),
                 report_prefix: self.report_prefix.clone(),
                 depth: 0,
+                hop: 0,
                 pace,
                 counts: ShardCounts::default(),
             })
@@ -278,6 +279,9 @@ pub struct Shard {
     /// How many splits made this shard's range.
     #[serde(default)]
     pub depth: u32,
+    /// How many hops of this piece ran before this one (names its task lists).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub hop: u32,
     /// The shard's share of the job's throttle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pace: Option<Pace>,
@@ -336,6 +340,15 @@ impl Shard {
         format!("{:05}{}", self.index, self.part)
     }
 
+    /// The key of the `chunk`th task list of this hop (see [`tasks_prefix`]).
+    pub fn tasks_key(&self, chunk: u32) -> String {
+        format!(
+            "{}{:08}-{chunk:06}.jsonl",
+            tasks_prefix(&self.report_prefix, &self.job_id, &self.name()),
+            self.hop
+        )
+    }
+
     /// The key of the shard's summary: `REPORT_PREFIX/JOB_ID/shards/NAME_DEPTH.json`. The depth
     /// it ended at names the pieces it split off (see [`job_complete`]).
     pub fn summary_key(&self) -> String {
@@ -374,6 +387,7 @@ impl Shard {
             start: Some(at.clone()),
             after: Some(at.clone()),
             until: self.until.take(),
+            hop: 0,
             pace,
             counts: ShardCounts::default(),
             ..self.clone()
@@ -386,6 +400,47 @@ impl Shard {
 /// The prefix of job `job_id`'s shard summaries.
 pub fn shards_prefix(report_prefix: &str, job_id: &str) -> String {
     format!("{report_prefix}{job_id}/shards/")
+}
+
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's skip_serializing_if passes a reference"
+)]
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The prefix of the task lists of the piece `name` of job `job_id`: the tasks each hop
+/// enqueued, in key order, in files that sort in the order the hops ran.
+pub fn tasks_prefix(report_prefix: &str, job_id: &str, name: &str) -> String {
+    format!("{report_prefix}{job_id}/tasks/{name}/")
+}
+
+/// A line of a shard's task list (JSON lines): a copy or delete task a hop enqueued.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnqueuedTask {
+    /// The key relative to the job's prefix.
+    pub key: String,
+    /// A delete task (a copy task otherwise).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delete: bool,
+    /// The source object's size, as listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The source object's ETag, as listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+}
+
+/// The pieces of a job in the order of their key ranges, from their summaries: ranges never
+/// overlap, so ordering them by where they start orders every key they cover.
+pub fn pieces_in_key_order(summaries: &[ShardSummary]) -> Vec<String> {
+    let mut ranges: Vec<(Option<&str>, String)> = summaries
+        .iter()
+        .map(|s| (s.start.as_deref(), format!("{:05}{}", s.index, s.part)))
+        .collect();
+    ranges.sort();
+    ranges.into_iter().map(|(_, name)| name).collect()
 }
 
 /// The key of the file a job's last shard writes when the job has listed everything.

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::TryStreamExt;
 use oss_emulator::{EmulatorConfig, PutOptions};
 use testkit::Services;
 use transfer::job::{JobMessage, JobRequest, Shard, job_complete, listed_key, shards_prefix};
@@ -52,7 +53,9 @@ impl Recorder {
 struct Env {
     services: Services,
     stores: ShardStores<OssClient, S3Store>,
-    dst: String,
+    /// The job reports' bucket, apart from the destination: report files in the destination
+    /// would be listed as extra objects.
+    reports: String,
 }
 
 impl Env {
@@ -64,19 +67,21 @@ impl Env {
         )
         .await;
         let dst = services.create_bucket("dst").await;
+        let reports = services.create_bucket("reports").await;
         let stores = ShardStores {
             source: services.oss_client(Credentials::new(AK, SK)),
             destination: services.s3_store(),
-            destination_bucket: dst.clone(),
+            destination_bucket: dst,
             src_prefix: String::new(),
             dst_prefix: String::new(),
             // Split after any hop that runs out of time.
             split_after: 1,
+            deletes: true,
         };
         Self {
             services,
             stores,
-            dst,
+            reports,
         }
     }
 
@@ -96,7 +101,7 @@ impl Env {
     fn job(&self, id: &str, shards: u32) -> JobRequest {
         let body = serde_json::json!({"job": {
             "job_id": id, "source_bucket": SRC, "shards": shards,
-            "report_bucket": self.dst, "report_prefix": "jobs/",
+            "report_bucket": self.reports, "report_prefix": "jobs/",
         }});
         serde_json::from_value::<JobMessage>(body)
             .expect("a job message")
@@ -233,7 +238,7 @@ async fn a_shard_that_runs_out_of_time_splits_and_its_pieces_cover_it_once() {
     // The summaries in S3 name every piece, and listed.json sums them.
     let names = finished_shards(
         &env.stores.destination,
-        &env.dst,
+        &env.reports,
         &shards_prefix("jobs/", "split"),
     )
     .await
@@ -243,7 +248,7 @@ async fn a_shard_that_runs_out_of_time_splits_and_its_pieces_cover_it_once() {
     assert!(!job_complete(1, &names[1..]));
     let summaries = read_summaries(
         &env.stores.destination,
-        &env.dst,
+        &env.reports,
         &shards_prefix("jobs/", "split"),
     )
     .await
@@ -252,7 +257,7 @@ async fn a_shard_that_runs_out_of_time_splits_and_its_pieces_cover_it_once() {
     assert!(summaries.iter().any(|s| s.part.contains('.')));
     let listed = transfer::store::read_all(
         &env.stores.destination,
-        &env.dst,
+        &env.reports,
         &listed_key("jobs/", "split"),
     )
     .await
@@ -261,6 +266,20 @@ async fn a_shard_that_runs_out_of_time_splits_and_its_pieces_cover_it_once() {
     assert_eq!(listed["counts"]["listed"], keys.len());
     assert_eq!(listed["counts"]["to_copy"], keys.len());
     assert_eq!(listed["shards"], finished);
+    // The task lists, read piece by piece in key order, give every task once, in key order,
+    // though the pieces ran out of order.
+    let listed: Vec<(String, u64)> = transfer::migrate::enqueued_tasks(
+        env.stores.destination.clone(),
+        env.reports.clone(),
+        "jobs/".to_owned(),
+        "split".to_owned(),
+        transfer::job::pieces_in_key_order(&summaries),
+    )
+    .map_ok(|t| (t.key, t.size.expect("a size")))
+    .try_collect()
+    .await
+    .expect("the task lists");
+    assert_eq!(listed, sizes.into_iter().collect::<Vec<_>>());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -305,4 +324,34 @@ async fn a_throttled_shard_spaces_its_copies_and_hands_on_what_sqs_cannot_delay(
     assert_eq!(next.name(), shard.name(), "a paced shard does not split");
     // It comes back five minutes before its next copy is due (1,000 s from the start).
     assert!(delay.as_secs().abs_diff(700) <= 2, "{delay:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_job_asking_for_deletes_is_refused_by_a_replicator_that_makes_none() {
+    let mut env = Env::start().await;
+    env.seed("k", 1).await;
+    env.stores.deletes = false;
+    let mut job = env.job("deleting", 2);
+    job.delete = true;
+    let queue = Recorder::default();
+    let refused = transfer::migrate::run_job(&job, &env.stores, &queue)
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("ReplicateDeletes=true"), "{refused}");
+    assert!(queue.take_shards().is_empty(), "no shard sent");
+    // A shard of such a job (sent by a CLI) is refused too, before listing anything.
+    let shard = job.shards_over(&[]).pop().expect("a shard");
+    let refused = run_shard_hop(&shard, &env.stores, Instant::now(), &queue)
+        .await
+        .expect_err("refused");
+    assert!(refused.contains("REPLICATE_DELETES"), "{refused}");
+    assert!(queue.tasks.lock().expect("lock").is_empty());
+    // Without --delete, the same job runs.
+    job.delete = false;
+    assert_eq!(
+        transfer::migrate::run_job(&job, &env.stores, &queue)
+            .await
+            .expect("planned"),
+        JobStep::Planned(1)
+    );
 }

@@ -131,6 +131,7 @@ where
             src_prefix: settings.src_prefix.clone(),
             dst_prefix: settings.dst_prefix.clone(),
             split_after: DEFAULT_SPLIT_AFTER,
+            deletes: settings.replicate_deletes,
         };
         match work {
             JobWork::Plan(job) => run_job(job, &stores, queue).await,

@@ -26,7 +26,7 @@ pub use decide::{Comparison, Decision, Overwrite, compare};
 pub use listing::{ListingOptions, list_objects};
 pub use merge::{Entry, Pair, merge};
 pub use shard::{
-    DEFAULT_SPLIT_AFTER, JobQueue, JobStep, MAX_SPLIT_DEPTH, ShardProgress, ShardStores,
-    finished_shards, plan_job, read_summaries, run_job, run_shard, run_shard_hop,
+    DEFAULT_SPLIT_AFTER, JobQueue, JobStep, MAX_SPLIT_DEPTH, ShardStores, enqueued_tasks,
+    finished_shards, plan_job, read_summaries, run_job, run_shard_hop,
 };
 pub use split::{plan_bounds, split_points, spread};

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::job::{
-    JobRequest, Shard, ShardCounts, ShardSummary, job_complete, listed_key, parse_summary_key,
-    shards_prefix,
+    EnqueuedTask, JobRequest, Shard, ShardCounts, ShardSummary, job_complete, listed_key,
+    parse_summary_key, shards_prefix,
 };
 use crate::store::{ListRequest, ObjectSink, ObjectSource, ObjectStore, StoreError, unquote_etag};
 use crate::task::{ReplicationTask, SourceObject, TaskOp};
@@ -37,7 +37,7 @@ pub trait JobQueue: Sync {
 
 /// How a shard's hop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ShardProgress {
+enum ShardProgress {
     /// More remains: these shards (the rest of the range, split in two when it proved large)
     /// continue it.
     Continue(Vec<Shard>),
@@ -83,7 +83,13 @@ pub struct ShardStores<S, D> {
     /// of its range ([`DEFAULT_SPLIT_AFTER`]); a hop cut short by its invocation's deadline
     /// says little about the shard's size.
     pub split_after: u64,
+    /// Whether the replicator makes deletes (`REPLICATE_DELETES`): a job that asks for them
+    /// is refused without.
+    pub deletes: bool,
 }
+
+/// Task-list lines per file: a hop's list is written this many at a time.
+const LIST_EVERY: usize = 10_000;
 
 /// The default [`ShardStores::split_after`]: 100,000 objects, a fraction of what one
 /// five-minute hop lists.
@@ -127,6 +133,7 @@ where
     Q: JobQueue,
 {
     job.overwrite.parse::<Overwrite>()?;
+    check_deletes(&job.job_id, job.delete, stores)?;
     let shards = plan_job(job, &stores.source)
         .await
         .map_err(|e| format!("planning the job: {e}"))?;
@@ -149,6 +156,7 @@ where
     D: ObjectSink + ObjectSource + Clone + 'static,
     Q: JobQueue,
 {
+    check_deletes(&shard.job_id, shard.delete, stores)?;
     match run_shard(shard, stores, stop_at, queue).await? {
         ShardProgress::Continue(pieces) => {
             let listed = pieces.first().map_or(0, |s| s.counts.listed);
@@ -199,6 +207,21 @@ where
             Ok(JobStep::Finished { counts, job_listed })
         }
     }
+}
+
+/// A job that asks for deletes runs only on a replicator that makes them: its delete tasks
+/// would otherwise all be skipped.
+fn check_deletes<S, D>(
+    job_id: &str,
+    delete: bool,
+    stores: &ShardStores<S, D>,
+) -> Result<(), String> {
+    if delete && !stores.deletes {
+        return Err(format!(
+            "job {job_id} asks for deletes (sync --delete), which this replicator does not make: deploy it with ReplicateDeletes=true (REPLICATE_DELETES), or send the job without --delete"
+        ));
+    }
+    Ok(())
 }
 
 /// How long the next hop of a paced shard waits: until shortly before its schedule's next copy.
@@ -284,9 +307,114 @@ pub async fn read_summaries<D: ObjectSource + Clone + 'static>(
     Ok(summaries)
 }
 
+/// The tasks job `job_id` enqueued, in key order, from the task lists of its pieces (named in
+/// key order: [`crate::job::pieces_in_key_order`]). One list file is read at a time. A line
+/// at or before the last one given is dropped: a hop that ran twice (its message delivered
+/// again) may leave a chunk of its first run behind.
+pub fn enqueued_tasks<D: ObjectSource + Clone + Send + Sync + 'static>(
+    store: D,
+    bucket: String,
+    report_prefix: String,
+    job_id: String,
+    pieces: Vec<String>,
+) -> futures::stream::BoxStream<'static, Result<EnqueuedTask, StoreError>> {
+    struct State<D> {
+        store: D,
+        bucket: String,
+        report_prefix: String,
+        job_id: String,
+        pieces: std::vec::IntoIter<String>,
+        files: std::vec::IntoIter<String>,
+        lines: std::vec::IntoIter<EnqueuedTask>,
+        last: Option<String>,
+    }
+    let state = State {
+        store,
+        bucket,
+        report_prefix,
+        job_id,
+        pieces: pieces.into_iter(),
+        files: Vec::new().into_iter(),
+        lines: Vec::new().into_iter(),
+        last: None,
+    };
+    futures::stream::try_unfold(state, |mut s| async move {
+        loop {
+            if let Some(task) = s.lines.next() {
+                if s.last.as_deref().is_some_and(|l| task.key.as_str() <= l) {
+                    continue;
+                }
+                s.last = Some(task.key.clone());
+                return Ok(Some((task, s)));
+            }
+            if let Some(file) = s.files.next() {
+                let body = crate::store::read_all(&s.store, &s.bucket, &file).await?;
+                let mut lines = Vec::new();
+                for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    match serde_json::from_slice::<EnqueuedTask>(line) {
+                        Ok(task) => lines.push(task),
+                        Err(e) => tracing::warn!(file = %file, error = %e, "not a task-list line"),
+                    }
+                }
+                s.lines = lines.into_iter();
+                continue;
+            }
+            let Some(piece) = s.pieces.next() else {
+                return Ok(None);
+            };
+            let prefix = crate::job::tasks_prefix(&s.report_prefix, &s.job_id, &piece);
+            s.files = keys_under(&s.store, &s.bucket, &prefix).await?.into_iter();
+        }
+    })
+    .boxed()
+}
+
+/// A hop's task list, written to the report prefix a chunk at a time (see
+/// [`crate::job::tasks_prefix`]) so that the job's report can say which objects this job copied.
+struct TaskList {
+    lines: Vec<u8>,
+    count: usize,
+    chunk: u32,
+}
+
+impl TaskList {
+    fn push(&mut self, task: &EnqueuedTask) -> Result<(), String> {
+        serde_json::to_writer(&mut self.lines, task).map_err(|e| e.to_string())?;
+        self.lines.push(b'\n');
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes the lines gathered so far as the next chunk, when there are any (or `LIST_EVERY`
+    /// of them unless `all`).
+    async fn write<S, D: ObjectSink>(
+        &mut self,
+        shard: &Shard,
+        stores: &ShardStores<S, D>,
+        all: bool,
+    ) -> Result<(), String> {
+        if self.count == 0 || (!all && self.count < LIST_EVERY) {
+            return Ok(());
+        }
+        let key = shard.tasks_key(self.chunk);
+        crate::store::put_small(
+            &stores.destination,
+            &shard.report_bucket,
+            &key,
+            bytes::Bytes::from(std::mem::take(&mut self.lines)),
+            "application/x-ndjson",
+        )
+        .await
+        .map_err(|e| format!("writing the shard's task list {key}: {e}"))?;
+        self.count = 0;
+        self.chunk += 1;
+        Ok(())
+    }
+}
+
 /// Runs one hop of `shard` until `stop_at`: lists, decides, and hands copies (and deletes)
-/// to `queue`. Returns what remains.
-pub async fn run_shard<S, D, Q>(
+/// to `queue`, listing them under the report prefix. Returns what remains.
+async fn run_shard<S, D, Q>(
     shard: &Shard,
     stores: &ShardStores<S, D>,
     stop_at: Instant,
@@ -294,7 +422,7 @@ pub async fn run_shard<S, D, Q>(
 ) -> Result<ShardProgress, String>
 where
     S: ObjectStore + Clone + 'static,
-    D: ObjectStore + Clone + 'static,
+    D: ObjectStore + ObjectSink + Clone + 'static,
     Q: JobQueue,
 {
     let rest = shard
@@ -356,6 +484,11 @@ where
     let mut counts = shard.counts;
     let mut pace = shard.pace;
     let mut tasks = Vec::new();
+    let mut task_list = TaskList {
+        lines: Vec::new(),
+        count: 0,
+        chunk: 0,
+    };
     let mut last = shard.after.clone();
     // Why the hop ended early: `Some(true)` out of time, `Some(false)` ahead of its pace.
     let mut stopped = None;
@@ -401,6 +534,7 @@ where
             Duration::ZERO
         };
         counts.listed += 1;
+        let queued_before = tasks.len();
         match decision {
             Ok(Decision::Missing | Decision::Changed(_)) => {
                 let source = entry.source();
@@ -427,9 +561,18 @@ where
                 }
             }
         }
+        for (task, _) in &tasks[queued_before..] {
+            task_list.push(&EnqueuedTask {
+                key: entry.relative_key.clone(),
+                delete: task.op == TaskOp::Delete,
+                size: task.source.size,
+                etag: task.source.etag.clone(),
+            })?;
+        }
         last = Some(entry.relative_key.clone());
         if tasks.len() >= SEND_EVERY {
             queue.enqueue_tasks(std::mem::take(&mut tasks)).await?;
+            task_list.write(shard, stores, false).await?;
         }
         if Instant::now() >= stop_at {
             stopped = Some(true);
@@ -439,10 +582,12 @@ where
     if !tasks.is_empty() {
         queue.enqueue_tasks(tasks).await?;
     }
+    task_list.write(shard, stores, true).await?;
     let Some(out_of_time) = stopped else {
         return Ok(ShardProgress::Done(counts));
     };
     let mut next = shard.clone();
+    next.hop += 1;
     next.after = last;
     next.counts = counts;
     next.pace = pace;

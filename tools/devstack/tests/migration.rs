@@ -22,12 +22,19 @@ async fn upload(oss: &transfer::oss::OssClient, bucket: &str, key: &str, body: &
     .expect("uploaded");
 }
 
-/// A stack of two function instances with the OSS trigger off (objects written now are existing
-/// data that no event announces); an OSS client, the source bucket and the destination bucket.
+/// A stack of two function instances that replicate deletes, with the OSS trigger off (objects
+/// written now are existing data that no event announces); an OSS client, the source bucket and the destination bucket.
 async fn stack_without_events() -> (devstack::Stack, transfer::oss::OssClient, String, String) {
     let stack = common::start(|config| {
         config.function_instances = 2;
         config.function_timeout = Duration::from_secs(30);
+        // Queued jobs with --delete run only on a replicator that makes deletes; here it
+        // makes them at once rather than DELETE_DELAY_SECONDS (300) after the task was sent.
+        for (name, value) in [("REPLICATE_DELETES", "true"), ("DELETE_DELAY_SECONDS", "0")] {
+            config
+                .function_env
+                .push((name.to_owned(), value.to_owned()));
+        }
     })
     .await;
     stack.set_trigger_enabled(false).await.expect("trigger off");
@@ -35,6 +42,33 @@ async fn stack_without_events() -> (devstack::Stack, transfer::oss::OssClient, S
     let bucket = stack.config().oss_bucket.clone();
     let dst = stack.config().dst_bucket.clone();
     (stack, oss, bucket, dst)
+}
+
+/// The first key of `want` that S3 does not hold with its bytes.
+async fn not_replicated(
+    stack: &devstack::Stack,
+    want: &BTreeMap<String, Vec<u8>>,
+) -> Option<String> {
+    for (key, body) in want {
+        if common::s3_bytes(stack, key).await.as_ref() != Some(body) {
+            return Some(key.clone());
+        }
+    }
+    None
+}
+
+/// Every object of `want` is in S3 with its bytes.
+async fn assert_replicated(stack: &devstack::Stack, want: &BTreeMap<String, Vec<u8>>) {
+    let missing = not_replicated(stack, want).await;
+    assert!(missing.is_none(), "not in S3 with its bytes: {missing:?}");
+}
+
+/// The `summary.json` of job `id`'s report, under `jobs/` in the destination.
+async fn report_summary(stack: &devstack::Stack, id: &str) -> serde_json::Value {
+    let body = common::s3_bytes(stack, &format!("jobs/{id}/summary.json"))
+        .await
+        .expect("the report's summary.json");
+    serde_json::from_slice(&body).expect("JSON")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -89,13 +123,7 @@ async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator()
         "{stdout}"
     );
 
-    for (key, body) in &want {
-        assert_eq!(
-            common::s3_bytes(&stack, key).await.as_ref(),
-            Some(body),
-            "{key}"
-        );
-    }
+    assert_replicated(&stack, &want).await;
     // Every shard wrote its summary, the last one listed.json, and the report went to S3.
     let store =
         transfer::s3::S3Store::new(stack.s3().clone()).with_compat(transfer::s3::S3Compat::Moto);
@@ -120,11 +148,11 @@ async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator()
         .expect("listed.json");
     let listed: serde_json::Value = serde_json::from_slice(&listed).expect("JSON");
     assert_eq!(listed["counts"]["to_copy"], count, "{listed:#}");
-    let summary = common::s3_bytes(&stack, "jobs/q1/summary.json")
-        .await
-        .expect("the report");
-    let summary: serde_json::Value = serde_json::from_slice(&summary).expect("JSON");
+    // The report says which objects this job copied: every one, from the shards' task lists.
+    let summary = report_summary(&stack, "q1").await;
+    assert_eq!(summary["command"], "sync", "{summary:#}");
     assert_eq!(summary["objects"]["completed"], count, "{summary:#}");
+    assert_eq!(summary["statuses"]["copied"], count, "{summary:#}");
     assert_eq!(summary["ok"], true);
     assert!(
         common::s3_bytes(&stack, "jobs/q1/report.html")
@@ -172,20 +200,37 @@ async fn a_queued_job_copies_what_the_destination_lacks_through_the_replicator()
         stdout.contains(&format!(", {} up to date", count - changed)),
         "{stdout}"
     );
-    for (key, body) in &want {
-        assert_eq!(
-            common::s3_bytes(&stack, key).await.as_ref(),
-            Some(body),
-            "{key}"
-        );
-    }
-    // A third finds nothing to copy.
-    let output = devstack::demo::oss2s3(&stack, &with_id("q3"))
+    let summary = report_summary(&stack, "q2").await;
+    assert_eq!(summary["statuses"]["copied"], changed, "{summary:#}");
+    assert_eq!(
+        summary["statuses"]["up_to_date"],
+        count - changed,
+        "{summary:#}"
+    );
+    assert_eq!(summary["objects"]["completed"], changed, "{summary:#}");
+    assert_replicated(&stack, &want).await;
+    // A third, with --delete after one source object is deleted, copies nothing and deletes
+    // that one replica; the objects another tool wrote stay.
+    let (gone, _) = want.pop_first().expect("an object");
+    oss.delete_object(&bucket, &gone).await.expect("deleted");
+    let mut q3 = with_id("q3");
+    q3.push("--delete".to_owned());
+    let output = devstack::demo::oss2s3(&stack, &q3)
         .await
         .expect("oss2s3 runs");
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     assert_eq!(output.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("0 copy tasks"), "{stdout}");
+    assert!(stdout.contains(", 1 delete tasks"), "{stdout}");
+    let summary = report_summary(&stack, "q3").await;
+    assert_eq!(summary["objects"]["completed"], 1, "{summary:#}");
+    assert_eq!(summary["statuses"]["deleted"], 1, "{summary:#}");
+    assert_eq!(summary["statuses"]["up_to_date"], count - 1, "{summary:#}");
+    assert_eq!(common::s3_bytes(&stack, &gone).await, None);
+    assert!(
+        common::s3_bytes(&stack, "other-tool/0").await.is_some(),
+        "another tool's object kept"
+    );
     assert_eq!(
         stack.queue_depth(stack.dlq_url()).await.expect("the DLQ"),
         (0, 0)
@@ -267,14 +312,7 @@ async fn the_templates_scheduled_reconcile_copies_objects_whose_events_never_arr
         &stack,
         "every missed object copied",
         Duration::from_mins(2),
-        || async {
-            for (key, body) in &want {
-                if common::s3_bytes(&stack, key).await.as_ref() != Some(body) {
-                    return false;
-                }
-            }
-            true
-        },
+        || async { not_replicated(&stack, &want).await.is_none() },
     )
     .await;
     assert_eq!(
