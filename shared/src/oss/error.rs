@@ -196,6 +196,11 @@ impl OssError {
         self.inner.key.as_deref()
     }
 
+    /// The explanation this client added (why it refused a request before sending it, say).
+    pub fn context(&self) -> Option<&str> {
+        self.inner.context.as_deref()
+    }
+
     /// OSS's status, code, message and IDs, as far as the response carried them.
     pub fn details(&self) -> &ServiceDetails {
         &self.inner.details

@@ -119,12 +119,21 @@ fn store_error(error: OssError) -> StoreError {
         },
         ErrorKind::NotModified | ErrorKind::InvalidResponse => StoreErrorKind::InvalidResponse,
     };
-    let message = [error.code(), error.request_id()]
+    let mut message = [error.code(), error.request_id()]
         .iter()
         .flatten()
         .copied()
         .collect::<Vec<_>>()
         .join(", request id ");
+    // A request refused before it was sent has no code: its reason is the client's.
+    if error.code().is_none()
+        && let Some(context) = error.context()
+    {
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(context);
+    }
     StoreError::new(
         kind,
         error.operation(),

@@ -270,6 +270,9 @@ impl ObjectStore for S3Store {
             .prefix(&request.prefix)
             .set_start_after(request.start_after.clone())
             .set_continuation_token(request.continuation.clone())
+            // Keys travel URL-encoded: XML 1.0 cannot carry every character a key may hold
+            // (U+0001 to U+001F but TAB, LF and CR), and a parser would reject the whole page.
+            .encoding_type(aws_sdk_s3::types::EncodingType::Url)
             .max_keys(
                 i32::try_from(request.max_keys.unwrap_or(1000).clamp(1, 1000)).unwrap_or(1000),
             )
@@ -288,21 +291,46 @@ impl ObjectStore for S3Store {
             }
             _ => None,
         };
+        let encoded = output.encoding_type() == Some(&aws_sdk_s3::types::EncodingType::Url);
         let objects = output
             .contents()
             .iter()
-            .map(|o| ListedObject {
-                key: o.key().unwrap_or_default().to_owned(),
-                size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
-                etag: o.e_tag().unwrap_or_default().to_owned(),
-                last_modified: o.last_modified().and_then(to_chrono),
-                storage_class: o
-                    .storage_class()
-                    .map(|c| neutral_class(&S3Class::from(c.as_str()))),
+            .map(|o| {
+                let key = o.key().unwrap_or_default();
+                let key = if encoded {
+                    url_decoded_key(key).map_err(|reason| {
+                        StoreError::new(
+                            StoreErrorKind::InvalidResponse,
+                            "ListObjectsV2",
+                            target(bucket, None),
+                            reason,
+                        )
+                    })?
+                } else {
+                    key.to_owned()
+                };
+                Ok(ListedObject {
+                    key,
+                    size: o.size().and_then(|n| u64::try_from(n).ok()).unwrap_or(0),
+                    etag: o.e_tag().unwrap_or_default().to_owned(),
+                    last_modified: o.last_modified().and_then(to_chrono),
+                    storage_class: o
+                        .storage_class()
+                        .map(|c| neutral_class(&S3Class::from(c.as_str()))),
+                })
             })
-            .collect();
+            .collect::<Result<_, StoreError>>()?;
         Ok(ListPage { objects, next })
     }
+}
+
+/// A key from a listing made with `encoding-type=url`: S3 form-encodes it (a space may come
+/// as `+`, a `+` always as `%2B`), so `+` is a space and `%XX` a byte.
+fn url_decoded_key(key: &str) -> Result<String, String> {
+    percent_encoding::percent_decode_str(&key.replace('+', " "))
+        .decode_utf8()
+        .map(std::borrow::Cow::into_owned)
+        .map_err(|_| format!("a listed key is not UTF-8 once decoded: {key:?}"))
 }
 
 impl ObjectSource for S3Store {
@@ -415,6 +443,23 @@ impl RestoreArchived for S3Store {
 mod tests {
     use super::*;
     use crate::store::{BodyChecksums, ObjectSink, WriteCondition, WriteRequest};
+
+    #[test]
+    fn url_encoded_listing_keys_decode_as_s3_and_moto_encode_them() {
+        // S3 form-encodes (a space as `+`); moto percent-encodes (`%20`); both send `+` as `%2B`.
+        for (listed, key) in [
+            ("a+b", "a b"),
+            ("a%20b", "a b"),
+            ("a%2Bb", "a+b"),
+            ("a%252Bb", "a%2Bb"),
+            ("bell%07", "bell\u{7}"),
+            ("%E6%96%87/x", "文/x"),
+            ("dir/file", "dir/file"),
+        ] {
+            assert_eq!(url_decoded_key(listed).as_deref(), Ok(key), "{listed}");
+        }
+        assert!(url_decoded_key("%FF").is_err());
+    }
 
     /// Answers `requests` HTTP requests on 127.0.0.1 with 200 and an ETag, one per connection,
     /// and returns the request heads (lower-cased) in order.
