@@ -433,3 +433,34 @@ mod tests {
         );
     }
 }
+
+/// The response parsers, public for the fuzz targets (feature `fuzzing`); not a stable API.
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    use super::{ListObjectsPage, UploadedPart};
+
+    /// Parses a `ListBucketResult` (ListObjectsV2).
+    pub fn list_objects_v2(body: &str) -> Result<ListObjectsPage, String> {
+        super::parse_list_objects_v2(body)
+    }
+
+    /// Parses an `InitiateMultipartUploadResult` into its upload ID.
+    pub fn initiate(body: &str) -> Result<String, String> {
+        super::parse_initiate(body)
+    }
+
+    /// Parses a `CompleteMultipartUploadResult` into its ETag.
+    pub fn complete(body: &str) -> Result<Option<String>, String> {
+        super::parse_complete(body)
+    }
+
+    /// Parses a `ListPartsResult`: the parts, whether more follow, the next marker.
+    pub fn list_parts(body: &str) -> Result<(Vec<UploadedPart>, bool, Option<u32>), String> {
+        super::parse_list_parts(body).map(|p| (p.parts, p.is_truncated, p.next_part_number_marker))
+    }
+
+    /// The body of a CompleteMultipartUpload request for `parts`.
+    pub fn complete_body(parts: &[(u32, String)]) -> String {
+        super::complete_body(parts)
+    }
+}
