@@ -81,6 +81,20 @@ def _env(emulator, s3_endpoint: str) -> dict:
     }
 
 
+def _s3(endpoint: str):
+    return boto3.client(
+        "s3", endpoint_url=endpoint, region_name="us-east-1",
+        aws_access_key_id="test", aws_secret_access_key="test",
+    )
+
+
+def _oss2s3(binary: Path, *args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Runs `oss2s3 ARGS --quiet` as a user would."""
+    return subprocess.run(
+        [str(binary), *args, "--quiet"], cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )
+
+
 def _rows(path: Path) -> list[dict]:
     with gzip.open(path, "rt", encoding="utf-8", newline="") as f:
         return list(csv.DictReader(f))
@@ -100,13 +114,7 @@ def test_sync_verify_and_the_report_page(emulator, moto_s3, oss2s3_binary, tmp_p
             )
         )
         sizes[key] = body
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_s3,
-        region_name="us-east-1",
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
-    )
+    s3 = _s3(moto_s3)
     s3.create_bucket(Bucket="report-dst")
     env = _env(emulator, moto_s3)
     src, dst = f"oss://{emulator.bucket}/", "s3://report-dst/"
@@ -196,3 +204,90 @@ def _check_page(page_path: Path, summary: dict):
         page.screenshot(path=str(TARGET / "report-screenshot.png"), full_page=True)
         browser.close()
     assert not problems, problems
+
+
+@pytest.fixture
+def second_emulator(emulator_binary):
+    from conftest import _start, _stop
+
+    running = _start(emulator_binary)
+    yield running
+    _stop(running)
+
+
+def test_every_odd_key_survives_sync_and_verify_both_ways(
+    emulator, second_emulator, moto_s3, oss2s3_binary, tmp_path
+):
+    """The odd-key corpus (events/odd-keys.txt) through `oss2s3 sync` and `verify`, OSS → S3 and
+    S3 → OSS, written and read back with the official clients: each key arrives byte for byte,
+    or, where the corpus says the destination cannot hold it, fails with a reason, and nothing
+    else is lost."""
+    import alibabacloud_oss_v2 as oss
+
+    from odd_keys import corpus
+
+    keys = corpus()
+    s3 = _s3(moto_s3)
+
+    def body(i: int) -> bytes:
+        return f"odd key {i}".encode()
+
+    # OSS → S3. The emulator stores what the corpus says OSS stores, and refuses the rest.
+    client = make_client(emulator)
+    stored = {}
+    for i, k in enumerate(keys):
+        if k.oss2s3_refuses or k.moto_refuses:
+            continue  # S3 → OSS below shows oss2s3's refusal; moto cannot hold the other
+        try:
+            client.put_object(oss.PutObjectRequest(bucket=emulator.bucket, key=k.key, body=body(i)))
+            refusal = None
+        except Exception as e:  # noqa: BLE001 - the SDK's or the emulator's refusal
+            refusal = str(e)
+        if k.oss_refuses is None:
+            assert refusal is None, (k.key[:80], refusal)
+            stored[k.key] = body(i)
+        else:
+            assert refusal is not None, f"OSS refuses {k.key[:80]!r} ({k.oss_refuses}); the emulator did not"
+    s3.create_bucket(Bucket="odd-dst")
+    env = _env(emulator, moto_s3)
+    src, dst = f"oss://{emulator.bucket}/", "s3://odd-dst/"
+    sync = _oss2s3(oss2s3_binary, "sync", src, dst, "--job-id", "odd", cwd=tmp_path, env=env)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    listed = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="odd-dst"):
+        listed += [o["Key"] for o in page.get("Contents", [])]
+    assert sorted(listed) == sorted(stored)
+    for key, data in stored.items():
+        assert s3.get_object(Bucket="odd-dst", Key=key)["Body"].read() == data, key[:80]
+    completed = _rows(tmp_path / "oss2s3-reports" / "odd" / "completed_list.csv.gz")
+    assert sorted(r["key"] for r in completed) == sorted(stored)
+    verify = _oss2s3(oss2s3_binary, "verify", src, dst, "--job-id", "odd-check", cwd=tmp_path, env=env)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+
+    # S3 → OSS: boto3 writes every key S3 stores into moto; oss2s3 copies them into a second
+    # emulator, and those OSS (or oss2s3) refuses fail with a reason.
+    s3.create_bucket(Bucket="odd-src")
+    back = {}
+    for i, k in enumerate(keys):
+        # Keys S3 refuses are not written: moto does not enforce S3's 1,024-byte limit.
+        if k.moto_refuses or k.s3_refuses:
+            continue
+        s3.put_object(Bucket="odd-src", Key=k.key, Body=body(i))
+        back[k.key] = (body(i), k.oss_refuses or k.oss2s3_refuses)
+    env = _env(second_emulator, moto_s3)
+    sync = _oss2s3(
+        oss2s3_binary, "sync", "s3://odd-src/", f"oss://{second_emulator.bucket}/", "--job-id", "odd-back",
+        cwd=tmp_path, env=env,
+    )
+    refused = sorted(k for k, (_, reason) in back.items() if reason)
+    assert any(keys[i].oss2s3_refuses for i in range(len(keys)) if keys[i].key in refused)
+    assert refused, "the corpus has keys that S3 stores and OSS refuses"
+    assert sync.returncode == 1, sync.stdout + sync.stderr
+    failed = _rows(tmp_path / "oss2s3-reports" / "odd-back" / "error_list.csv.gz")
+    assert sorted(r["key"] for r in failed) == refused
+    assert all(r["status"] == "failed" and r["reason"] for r in failed), failed
+    other = make_client(second_emulator)
+    for key, (data, reason) in back.items():
+        if reason is None:
+            got = other.get_object(oss.GetObjectRequest(bucket=second_emulator.bucket, key=key))
+            assert got.body.read() == data, key[:80]

@@ -10,12 +10,21 @@ pub struct OddKey {
     pub oss_refuses: Option<String>,
     /// Why S3 cannot store it, when it cannot.
     pub s3_refuses: Option<String>,
+    /// Why oss2s3 refuses it, in either direction, when both services could store it.
+    pub oss2s3_refuses: Option<String>,
+    /// Why moto, the tests' S3, cannot store it though S3 can.
+    pub moto_refuses: Option<String>,
 }
 
 impl OddKey {
-    /// Whether both services can store the key.
+    /// Whether both services can store the key and oss2s3 carries it.
     pub fn everywhere(&self) -> bool {
-        self.oss_refuses.is_none() && self.s3_refuses.is_none()
+        self.oss_refuses.is_none() && self.s3_refuses.is_none() && self.oss2s3_refuses.is_none()
+    }
+
+    /// Whether a test can carry the key from the emulator to moto's S3 and back.
+    pub fn on_moto(&self) -> bool {
+        self.everywhere() && self.moto_refuses.is_none()
     }
 }
 
@@ -84,6 +93,8 @@ pub fn corpus() -> Vec<OddKey> {
         keys.push(OddKey {
             oss_refuses: reason("oss"),
             s3_refuses: reason("s3"),
+            oss2s3_refuses: reason("oss2s3"),
+            moto_refuses: reason("moto"),
             key,
         });
     }
@@ -145,6 +156,15 @@ mod tests {
             slash.oss_refuses.as_deref(),
             Some("a key cannot start with /")
         );
-        assert!(storable().len() + 6 >= keys.len());
+        let dots = keys.iter().find(|k| k.key == "dir/../up").expect("listed");
+        assert!(dots.oss2s3_refuses.is_some() && !dots.everywhere());
+        // Seven keys a service refuses, eight oss2s3 refuses; the rest go everywhere.
+        assert_eq!(storable().len() + 15, keys.len());
+        assert_eq!(
+            keys.iter()
+                .filter(|k| k.everywhere() && !k.on_moto())
+                .count(),
+            2
+        );
     }
 }
