@@ -59,9 +59,11 @@ pub fn by_name(name: &str) -> Option<Box<dyn Target>> {
 /// # Panics
 /// When `name` is no target, and when the target's property does not hold.
 pub fn run_named(name: &str, data: &[u8]) {
+    // Kept for the life of the process and never dropped: libFuzzer ends with exit(), and
+    // shutting the emulator's runtime down in a thread-local destructor then crashes.
     thread_local! {
-        static TARGETS: std::cell::RefCell<Vec<Box<dyn Target>>> =
-            const { std::cell::RefCell::new(Vec::new()) };
+        static TARGETS: std::mem::ManuallyDrop<std::cell::RefCell<Vec<Box<dyn Target>>>> =
+            const { std::mem::ManuallyDrop::new(std::cell::RefCell::new(Vec::new())) };
     }
     TARGETS.with(|targets| {
         let mut targets = targets.borrow_mut();
