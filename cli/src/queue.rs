@@ -58,6 +58,15 @@ fn describe(body: &str) -> (Option<String>, Option<String>, Option<String>) {
             Some(task.source.key),
         ),
         Ok(IncomingMessage::OssEvents(_)) => (Some("oss-event".to_owned()), None, None),
+        Ok(IncomingMessage::S3Events(events)) => match events.as_slice() {
+            [event] => (
+                Some(format!("s3-event {}", event.name)),
+                Some(event.bucket.clone()),
+                Some(event.key.clone()),
+            ),
+            _ => (Some("s3-event".to_owned()), None, None),
+        },
+        Ok(IncomingMessage::S3Test { bucket }) => (Some("s3-test-event".to_owned()), bucket, None),
         Ok(IncomingMessage::Shard(shard)) => (
             Some(format!("job {} shard {}", shard.job_id, shard.name())),
             Some(shard.source_bucket),

@@ -1,11 +1,13 @@
 //! The messages the replicator accepts, classified and parsed: its own versioned
-//! [`ReplicationTask`], the legacy `{"key","size"}` message of existing Python forwarders, and
-//! raw native OSS trigger events.
+//! [`ReplicationTask`], the legacy `{"key","size"}` message of existing Python forwarders, raw
+//! native OSS trigger events, Amazon S3 event notifications (sent by S3 itself, or wrapped in
+//! an SNS notification when a topic fans them out), and migration jobs.
 
 use serde_json::Value;
 
 use crate::job::{JobMessage, JobRequest, Shard, ShardMessage};
 use crate::task::{ReplicationTask, SourceObject, TASK_VERSION};
+use crate::trigger::s3::{S3Event, S3Notification, plan_s3};
 use crate::trigger::{EventError, EventFilter, OssEventBatch};
 
 /// Where to find the object named by a legacy `{"key","size"}` message, which names neither.
@@ -42,9 +44,15 @@ pub enum MessageError {
     /// A raw OSS trigger event that does not parse.
     #[error("invalid OSS event: {0}")]
     InvalidEvent(#[from] EventError),
+    /// An S3 event notification that does not parse.
+    #[error("invalid S3 event notification: {0}")]
+    InvalidS3Event(#[source] EventError),
+    /// An SNS notification whose `Message` is not a JSON object.
+    #[error("SNS notification's Message is not a JSON object: {0}")]
+    InvalidSnsMessage(String),
     /// A JSON object of no known shape.
     #[error(
-        "unrecognised message: expected a replication task (\"version\"), a legacy message (\"key\"), an OSS event (\"events\") or a migration job (\"job\", \"shard\"); top-level fields: {fields}"
+        "unrecognised message: expected a replication task (\"version\"), a legacy message (\"key\"), an OSS event (\"events\"), an S3 event notification (\"Records\") or a migration job (\"job\", \"shard\"); top-level fields: {fields}"
     )]
     Unrecognized {
         /// The object's top-level field names, comma-separated.
@@ -61,6 +69,13 @@ pub enum IncomingMessage {
     Legacy(ReplicationTask),
     /// A raw native OSS trigger event (possibly several events).
     OssEvents(OssEventBatch),
+    /// An S3 event notification (possibly several records).
+    S3Events(Vec<S3Event>),
+    /// The test message S3 sends when a notification configuration is saved.
+    S3Test {
+        /// The bucket it names.
+        bucket: Option<String>,
+    },
     /// A migration job's key-range shard (see [`crate::job`]).
     Shard(Box<Shard>),
     /// A migration job to plan into shards (as a schedule sends it; see [`crate::job`]).
@@ -68,27 +83,38 @@ pub enum IncomingMessage {
 }
 
 impl IncomingMessage {
-    /// The tasks the message asks for. Raw OSS events go through `filter` (and are deduplicated);
-    /// tasks and legacy messages are taken as they are.
+    /// The tasks the message asks for. Raw OSS events and S3 events go through `filter` (and
+    /// are deduplicated); tasks and legacy messages are taken as they are.
     pub fn into_tasks(self, filter: &EventFilter) -> Vec<ReplicationTask> {
         match self {
             Self::Task(task) | Self::Legacy(task) => vec![task],
             Self::OssEvents(batch) => crate::trigger::plan_forward(&batch, filter).tasks,
-            Self::Shard(_) | Self::Job(_) => Vec::new(),
+            Self::S3Events(events) => plan_s3(&events, filter).tasks,
+            Self::Shard(_) | Self::Job(_) | Self::S3Test { .. } => Vec::new(),
         }
     }
 }
 
 /// Classifies and parses one queue message body: (a) a versioned task, (b) a legacy
-/// `{"key","size"}` message (located with `legacy`), or (c) a raw OSS trigger event.
+/// `{"key","size"}` message (located with `legacy`), (c) a raw OSS trigger event, (d) an S3
+/// event notification, bare or in an SNS notification's `Message`, or (e) a migration job.
 pub fn parse_message(
     body: &[u8],
     legacy: LegacyDefaults<'_>,
 ) -> Result<IncomingMessage, MessageError> {
-    let value: Value = serde_json::from_slice(body).map_err(MessageError::NotJson)?;
+    let mut value: Value = serde_json::from_slice(body).map_err(MessageError::NotJson)?;
+    if let Some(inner) = sns_message(&value)? {
+        value = inner;
+    }
     let Value::Object(object) = &value else {
         return Err(MessageError::NotAnObject);
     };
+    if S3Notification::is_notification(object) {
+        return match S3Notification::from_value(value).map_err(MessageError::InvalidS3Event)? {
+            S3Notification::Test { bucket } => Ok(IncomingMessage::S3Test { bucket }),
+            S3Notification::Records(events) => Ok(IncomingMessage::S3Events(events)),
+        };
+    }
     if object.contains_key("shard") {
         let message: ShardMessage =
             serde_json::from_value(value).map_err(MessageError::InvalidJob)?;
@@ -151,6 +177,27 @@ pub fn parse_message(
         .collect::<Vec<_>>()
         .join(",");
     Err(MessageError::Unrecognized { fields })
+}
+
+/// The message an SNS notification carries (`{"Type":"Notification","Message":"…"}`, as a
+/// topic without raw message delivery sends it to a queue), decoded; `None` for anything else.
+fn sns_message(value: &Value) -> Result<Option<Value>, MessageError> {
+    let Value::Object(object) = value else {
+        return Ok(None);
+    };
+    if object.get("Type").and_then(Value::as_str) != Some("Notification") {
+        return Ok(None);
+    }
+    let Some(Value::String(message)) = object.get("Message") else {
+        return Ok(None);
+    };
+    match serde_json::from_str::<Value>(message) {
+        Ok(inner @ Value::Object(_)) => Ok(Some(inner)),
+        Ok(_) => Err(MessageError::InvalidSnsMessage(
+            "it is JSON but not an object".into(),
+        )),
+        Err(e) => Err(MessageError::InvalidSnsMessage(e.to_string())),
+    }
 }
 
 #[cfg(test)]
@@ -249,9 +296,40 @@ mod tests {
             parse_message(b"[1,2]", LEGACY),
             Err(MessageError::NotAnObject)
         ));
-        let err = parse_message(br#"{"Records":[]}"#, LEGACY).unwrap_err();
-        assert!(err.to_string().contains("Records"), "{err}");
+        let err = parse_message(br#"{"Record":[]}"#, LEGACY).unwrap_err();
+        assert!(err.to_string().contains("Record"), "{err}");
+        let err = parse_message(br#"{"Records":[{"eventName":"x"}]}"#, LEGACY).unwrap_err();
+        assert!(matches!(err, MessageError::InvalidS3Event(_)), "{err}");
         let err = parse_message(br#"{"events":[{"eventName":"x"}]}"#, LEGACY).unwrap_err();
         assert!(matches!(err, MessageError::InvalidEvent(_)), "{err}");
+    }
+
+    #[test]
+    fn s3_notifications_are_read_bare_and_through_sns() {
+        let notification = serde_json::json!({"Records": [
+            {"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+             "eventName": "ObjectCreated:Put",
+             "s3": {"bucket": {"name": "src"}, "object": {"key": "a+b%2Bc", "size": 3, "eTag": "e"}}},
+            {"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": "us-east-1",
+             "eventName": "ObjectRemoved:Delete",
+             "s3": {"bucket": {"name": "src"}, "object": {"key": "gone"}}}]});
+        let sns = serde_json::json!({"Type": "Notification", "MessageId": "m",
+            "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": notification.to_string()});
+        for body in [notification.to_string(), sns.to_string()] {
+            let message = parse_message(body.as_bytes(), LEGACY).unwrap();
+            let tasks = message.into_tasks(&EventFilter::default());
+            assert_eq!(tasks.len(), 1, "deletes are off");
+            assert_eq!(tasks[0].source.key, "a b+c");
+            assert_eq!(tasks[0].source.bucket, "src");
+        }
+        let test = r#"{"Type":"Notification","Message":"{\"Service\":\"Amazon S3\",\"Event\":\"s3:TestEvent\",\"Bucket\":\"src\"}"}"#;
+        assert_eq!(
+            parse_message(test.as_bytes(), LEGACY).unwrap(),
+            IncomingMessage::S3Test {
+                bucket: Some("src".into())
+            }
+        );
+        let err = parse_message(br#"{"Type":"Notification","Message":"[1]"}"#, LEGACY).unwrap_err();
+        assert!(matches!(err, MessageError::InvalidSnsMessage(_)), "{err}");
     }
 }

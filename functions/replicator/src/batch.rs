@@ -434,6 +434,13 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             ),
             Ok(IncomingMessage::Shard(shard)) => Ok(Parsed::Job(JobWork::Shard(shard))),
             Ok(IncomingMessage::Job(job)) => Ok(Parsed::Job(JobWork::Plan(job))),
+            Ok(IncomingMessage::S3Test { bucket }) => {
+                tracing::info!(
+                    bucket = bucket.as_deref().unwrap_or_default(),
+                    "S3's test event (sent when a notification configuration is saved): nothing to replicate"
+                );
+                Ok(Parsed::Tasks(Vec::new()))
+            }
             Ok(incoming) => Ok(Parsed::Tasks(
                 incoming.into_tasks(&self.settings.event_filter),
             )),

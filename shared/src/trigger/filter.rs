@@ -125,6 +125,11 @@ impl EventFilter {
         &self.events
     }
 
+    /// Whether deletes are forwarded: some pattern names an `ObjectRemoved` event.
+    pub fn forwards_deletes(&self) -> bool {
+        self.events.iter().any(|p| p.starts_with("ObjectRemoved:"))
+    }
+
     /// Whether an event name passes the event-type part of the filter.
     pub fn forwards_event(&self, name: &str) -> bool {
         let name = normalize_event_name(name);

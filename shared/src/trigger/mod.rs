@@ -1,11 +1,13 @@
 //! Native OSS trigger events (`{"events":[...]}`): parsing, the forwarding filter and the mapping
-//! of events onto [`ReplicationTask`]s.
+//! of events onto [`ReplicationTask`]s. Amazon S3 event notifications, the events of the other
+//! direction, are in [`s3`].
 //!
 //! The event shape is the one FC passes to a function behind an OSS trigger (not EventBridge).
 //! Parsing is lenient about the fields nothing here needs (`objectMeta`, `virtualBucket`, ...) and
 //! strict about those a task needs: the event name, the bucket name and a non-empty key.
 
 mod filter;
+pub mod s3;
 
 pub use filter::{EventFilter, FilterConfigError, ForwardPlan, Verdict, plan_forward};
 

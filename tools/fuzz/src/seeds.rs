@@ -58,6 +58,26 @@ pub fn for_target(target: &str) -> Vec<Vec<u8>> {
     seeds.extend(regressions(target));
     match target {
         "trigger_body" | "queue_message" => seeds.extend(events()),
+        "s3_event" => {
+            seeds.extend(events());
+            // Notifications of the odd keys as S3 encodes them, sixteen records each.
+            for chunk in odd_keys().chunks(16) {
+                let records: Vec<_> = chunk
+                    .iter()
+                    .map(|key| {
+                        serde_json::json!({"eventVersion": "2.1", "eventSource": "aws:s3",
+                            "awsRegion": "us-east-1", "eventName": "ObjectCreated:Put",
+                            "s3": {"bucket": {"name": "b"}, "object": {
+                                "key": transfer::trigger::s3::encode_key(key), "size": 1}}})
+                    })
+                    .collect();
+                seeds.push(
+                    serde_json::json!({ "Records": records })
+                        .to_string()
+                        .into_bytes(),
+                );
+            }
+        }
         "task_key" => seeds.extend(odd_keys().into_iter().map(String::into_bytes)),
         "oss_xml" | "v4_signature" => {
             // A mode byte, then keys (or request parts) separated by NULs.

@@ -10,6 +10,7 @@ use percent_encoding::percent_decode_str;
 use transfer::encoding::{encode_path, encode_query};
 use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
 use transfer::task::{ReplicationTask, SourceObject, TaskOp};
+use transfer::trigger::s3::{S3Event, S3Notification, decode_key, encode_key, plan_s3};
 use transfer::trigger::{EventFilter, OssEventBatch, plan_forward};
 
 use crate::emulator::EmulatorTarget;
@@ -30,6 +31,7 @@ pub trait Target {
 pub const NAMES: &[&str] = &[
     "trigger_body",
     "queue_message",
+    "s3_event",
     "task_key",
     "oss_xml",
     "oss_error",
@@ -43,6 +45,7 @@ pub fn by_name(name: &str) -> Option<Box<dyn Target>> {
     Some(match name {
         "trigger_body" => Box::new(Stateless(name_of(name), trigger_body, json_tokens)),
         "queue_message" => Box::new(Stateless(name_of(name), queue_message, json_tokens)),
+        "s3_event" => Box::new(Stateless(name_of(name), s3_event, s3_tokens)),
         "task_key" => Box::new(Stateless(name_of(name), task_key, key_tokens)),
         "oss_xml" => Box::new(Stateless(name_of(name), oss_xml, xml_tokens)),
         "oss_error" => Box::new(Stateless(name_of(name), oss_error, xml_tokens)),
@@ -182,6 +185,39 @@ fn json_tokens() -> Vec<Vec<u8>> {
     t
 }
 
+fn s3_tokens() -> Vec<Vec<u8>> {
+    let mut t = json_tokens();
+    t.extend(tokens(&[
+        "\"Records\"",
+        "\"eventVersion\":\"2.1\"",
+        "\"eventSource\":\"aws:s3\"",
+        "\"awsRegion\":\"us-east-1\"",
+        "\"s3\"",
+        "\"ObjectCreated:Put\"",
+        "\"ObjectRemoved:Delete\"",
+        "\"LifecycleExpiration:Delete\"",
+        "\"responseElements\"",
+        "\"x-amz-request-id\"",
+        "\"Event\":\"s3:TestEvent\"",
+        "\"Type\":\"Notification\"",
+        "\"Message\"",
+        "+",
+        "%2B",
+        "%20",
+        "%2F",
+        "%E2%82%AC",
+        "%FF",
+        "%",
+    ]));
+    t.extend(
+        odd_key_tokens()
+            .into_iter()
+            .filter_map(|k| String::from_utf8(k).ok())
+            .map(|k| encode_key(&k).into_bytes()),
+    );
+    t
+}
+
 fn xml_tokens() -> Vec<Vec<u8>> {
     let mut t = tokens(&[
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
@@ -312,6 +348,8 @@ fn queue_message(data: &[u8]) {
                 round_trips(&task);
             }
         }
+        IncomingMessage::S3Events(events) => s3_events_round_trip(events),
+        IncomingMessage::S3Test { .. } => {}
         IncomingMessage::Shard(shard) => match parse_message(shard.to_json().as_bytes(), LEGACY) {
             Ok(IncomingMessage::Shard(back)) => assert_eq!(back, *shard, "the shard changed"),
             other => panic!("a serialised shard did not parse back: {other:?}"),
@@ -322,6 +360,62 @@ fn queue_message(data: &[u8]) {
         },
     }
     let _ = message.into_tasks(&EventFilter::default());
+}
+
+/// Checks what S3 events promise: each names a bucket, a region and a key that S3's own
+/// encoding carries back byte for byte, and each planned task survives the task format.
+fn s3_events_round_trip(events: &[S3Event]) {
+    for event in events {
+        assert!(!event.key.is_empty() && !event.bucket.is_empty() && !event.region.is_empty());
+        let encoded = encode_key(&event.key);
+        assert_eq!(
+            decode_key(&encoded).as_deref(),
+            Ok(event.key.as_str()),
+            "{encoded}"
+        );
+        let again = serde_json::json!({"Records": [{
+            "eventName": event.name, "awsRegion": event.region,
+            "s3": {"bucket": {"name": event.bucket}, "object": {"key": encoded}}}]});
+        match S3Notification::from_value(again) {
+            Ok(S3Notification::Records(back)) => {
+                assert_eq!(back[0].key, event.key, "the key changed");
+            }
+            other => panic!("a re-encoded event did not parse back: {other:?}"),
+        }
+    }
+    for filter in [
+        EventFilter::default(),
+        EventFilter::from_settings(None, true, None, None).expect("deletes on"),
+    ] {
+        for task in plan_s3(events, &filter).tasks {
+            assert!(
+                events.iter().any(|e| e.key == task.source.key),
+                "a task's key is no event's key"
+            );
+            round_trips(&task);
+        }
+    }
+}
+
+/// An S3 event notification, bare or inside an SNS notification, as the S3 → OSS replicator
+/// reads it from its queue.
+fn s3_event(data: &[u8]) {
+    let Ok(notification) = S3Notification::parse(data) else {
+        return;
+    };
+    let S3Notification::Records(events) = &notification else {
+        return;
+    };
+    s3_events_round_trip(events);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let sns = serde_json::json!({"Type": "Notification", "Message": text});
+        match parse_message(sns.to_string().as_bytes(), LEGACY) {
+            Ok(IncomingMessage::S3Events(through_sns)) => {
+                assert_eq!(&through_sns, events, "SNS changed the events");
+            }
+            other => panic!("the notification did not parse through SNS: {other:?}"),
+        }
+    }
 }
 
 fn decoded(encoded: &str) -> Cow<'_, str> {

@@ -57,6 +57,11 @@ fn queue_message() {
 }
 
 #[test]
+fn s3_event() {
+    short_run("s3_event", 20_000);
+}
+
+#[test]
 fn task_key() {
     short_run("task_key", 5_000);
 }
