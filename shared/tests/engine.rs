@@ -686,6 +686,7 @@ shared_scenarios! {
     continues_across_invocations_when_the_deadline_nears,
     odd_keys_are_copied_byte_exact,
     deletes_only_objects_carrying_this_sources_marker,
+    two_way_copies_never_loop,
 }
 
 #[tokio::test]

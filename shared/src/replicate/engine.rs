@@ -21,7 +21,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use super::error::{FailureKind, ReplicationError};
-use super::marker::{SourceVersion, marker_matches};
+use super::marker::{MARKER_SOURCE, SourceVersion, marker_matches, source_url};
 use super::outcome::{Outcome, SkipReason};
 use super::settings::CopySettings;
 use super::stop::StopSignal;
@@ -272,6 +272,19 @@ where
     ) -> Result<Outcome, ReplicationError> {
         let src_bucket = &task.source.bucket;
         let dst_key = self.destination_key(src_key)?;
+        // Two-way mode: an object the other direction wrote names its origin, the object this
+        // copy would overwrite. It is never copied back, current or not: when the origin has
+        // changed since, its own event brings the replica up to date; when it is gone, copying
+        // back would resurrect it. Known from the HEAD already made, so it costs no request.
+        if attributes
+            .user_metadata
+            .get(MARKER_SOURCE)
+            .is_some_and(|origin| {
+                *origin == source_url(self.sink.scheme(), &self.settings.dst_bucket, &dst_key)
+            })
+        {
+            return Ok(Outcome::Skipped(SkipReason::ReplicaOfDestination));
+        }
         let version = SourceVersion::of(&attributes);
         let scheme = self.source.scheme();
         let marker = version.marker(scheme, src_bucket, src_key, None);
@@ -471,7 +484,9 @@ where
         Ok(WriteRequest {
             content: attributes.content.clone(),
             user_metadata,
-            storage_class: self.settings.storage_class.clone(),
+            storage_class: self
+                .settings
+                .destination_class(attributes.storage_class.as_ref()),
             encryption: self.settings.sse.clone(),
         })
     }

@@ -50,6 +50,9 @@ pub enum SkipReason {
     DestinationAbsent,
     /// A delete task, and deletes are not replicated.
     DeletesDisabled,
+    /// The source object is itself a replica of the destination object (its marker names it):
+    /// in two-way mode, the copy the other direction wrote. Copying it back would loop.
+    ReplicaOfDestination,
 }
 
 impl SkipReason {
@@ -61,6 +64,7 @@ impl SkipReason {
             Self::DeleteNotOwned => "DeleteNotOwned",
             Self::DestinationAbsent => "DestinationAbsent",
             Self::DeletesDisabled => "DeletesDisabled",
+            Self::ReplicaOfDestination => "ReplicaOfDestination",
         }
     }
 }

@@ -15,8 +15,13 @@ pub struct CopySettings {
     pub src_prefix: String,
     /// Prepended to destination keys (default empty).
     pub dst_prefix: String,
-    /// The destination storage class; the bucket's default when `None` (the default).
+    /// The destination storage class of every object; when `None` (the default), the class
+    /// [`storage_class_map`](Self::storage_class_map) gives the source's class, else the
+    /// bucket's default.
     pub storage_class: Option<StorageClass>,
+    /// Source class → destination class, for objects `storage_class` does not settle (default
+    /// empty: the bucket's default class).
+    pub storage_class_map: Vec<(StorageClass, StorageClass)>,
     /// Server-side encryption for written objects; the bucket's default when `None` (the
     /// default).
     pub sse: Option<Encryption>,
@@ -54,6 +59,18 @@ pub struct CopySettings {
 }
 
 impl CopySettings {
+    /// The class to write a copy of an object of class `source` in: `storage_class`, else the
+    /// map's entry for `source`, else `None` (the bucket's default).
+    pub fn destination_class(&self, source: Option<&StorageClass>) -> Option<StorageClass> {
+        self.storage_class.clone().or_else(|| {
+            let source = source?;
+            self.storage_class_map
+                .iter()
+                .find(|(from, _)| from == source)
+                .map(|(_, to)| to.clone())
+        })
+    }
+
     /// The default part size: 16 MiB.
     pub const DEFAULT_PART_SIZE: u64 = 16 * MIB;
     /// The default multipart threshold: 16 MiB.
@@ -77,6 +94,7 @@ impl CopySettings {
             src_prefix: String::new(),
             dst_prefix: String::new(),
             storage_class: None,
+            storage_class_map: Vec::new(),
             sse: None,
             part_size: Self::DEFAULT_PART_SIZE,
             multipart_threshold: Self::DEFAULT_MULTIPART_THRESHOLD,

@@ -422,3 +422,101 @@ pub(crate) async fn deletes_only_objects_carrying_this_sources_marker(pair: &imp
         .expect("skipped");
     assert_eq!(outcome, Outcome::Skipped(SkipReason::DestinationAbsent));
 }
+
+/// Two-way mode: an engine each way on one pair of buckets. What one direction writes, the
+/// other never copies back, and an object written on either side ends on both, once.
+pub(crate) async fn two_way_copies_never_loop(pair: &impl Pair) {
+    let forward = pair.engine(pair.settings());
+    let back = Replicator::new(
+        pair.dst().clone(),
+        pair.src().clone(),
+        CopySettings {
+            part_size: pair.part() as u64,
+            multipart_threshold: pair.part() as u64,
+            ..CopySettings::new(SRC)
+        },
+    );
+    let back_task = |key: &str| {
+        let mut task = task(key);
+        pair.dst_bucket().clone_into(&mut task.source.bucket);
+        task
+    };
+    let body = data(pair.part() + 7, 21);
+    let etag = pair
+        .seed("two-way/a.bin", &body, &WriteRequest::default())
+        .await;
+    let copied = forward.replicate(&task("two-way/a.bin"), None).await;
+    assert!(
+        matches!(
+            copied,
+            Ok(Outcome::Copied {
+                multipart: true,
+                ..
+            })
+        ),
+        "{copied:?}"
+    );
+    // The replica's event, in the other direction: skipped, and the original left as it was.
+    let echo = back.replicate(&back_task("two-way/a.bin"), None).await;
+    assert_eq!(
+        echo.expect("settled"),
+        Outcome::Skipped(SkipReason::ReplicaOfDestination)
+    );
+    let original = pair
+        .src()
+        .head_object(SRC, "two-way/a.bin")
+        .await
+        .expect("source");
+    assert_eq!(
+        unquote_etag(&original.etag),
+        etag,
+        "the original was rewritten"
+    );
+    assert!(!original.user_metadata.contains_key(MARKER_SOURCE));
+
+    // An object written on the other side goes the other way, and its echo stops there too.
+    let other = data(99, 22);
+    let written = pair
+        .dst()
+        .put_object(
+            pair.dst_bucket(),
+            "two-way/b.bin",
+            Bytes::from(other.clone()),
+            BodyChecksums::of(&other),
+            &WriteRequest::default(),
+            &WriteCondition::None,
+        )
+        .await
+        .expect("written on the destination side");
+    let copied = back.replicate(&back_task("two-way/b.bin"), None).await;
+    assert!(
+        matches!(copied, Ok(Outcome::Copied { bytes: 99, .. })),
+        "{copied:?}"
+    );
+    assert_eq!(source_bytes(pair, "two-way/b.bin").await, other);
+    let echo = forward.replicate(&task("two-way/b.bin"), None).await;
+    assert_eq!(
+        echo.expect("settled"),
+        Outcome::Skipped(SkipReason::ReplicaOfDestination)
+    );
+    let kept = pair.dst_head("two-way/b.bin").await.expect("kept");
+    assert_eq!(
+        kept.etag, written.etag,
+        "the other side's object was rewritten"
+    );
+
+    // The origin changes: its copy is brought up to date, and that echo is skipped as well.
+    let newer = data(pair.part() + 9, 23);
+    pair.seed("two-way/a.bin", &newer, &WriteRequest::default())
+        .await;
+    let copied = forward.replicate(&task("two-way/a.bin"), None).await;
+    assert!(matches!(copied, Ok(Outcome::Copied { .. })), "{copied:?}");
+    let echo = back.replicate(&back_task("two-way/a.bin"), None).await;
+    assert_eq!(
+        echo.expect("settled"),
+        Outcome::Skipped(SkipReason::ReplicaOfDestination)
+    );
+    assert_eq!(pair.dst_bytes("two-way/a.bin").await, Some(newer.clone()));
+    assert_eq!(source_bytes(pair, "two-way/a.bin").await, newer);
+    assert_eq!(pair.pending_uploads().await, 0);
+}
