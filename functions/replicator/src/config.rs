@@ -9,11 +9,69 @@ use transfer::oss::OssConfig;
 use transfer::replicate::{CopySettings, RestoreSettings};
 use transfer::s3::{S3Compat, neutral_class};
 use transfer::size::MIB;
-use transfer::store::{Encryption, RestoreTier};
+use transfer::store::{Encryption, RestoreTier, StorageClass};
 use transfer::trigger::EventFilter;
 
 use crate::batch::BatchSettings;
 use crate::metrics::DEFAULT_NAMESPACE;
+
+/// OSS storage classes accepted in `DST_STORAGE_CLASS` and `STORAGE_CLASS_MAP` (s3-to-oss).
+const OSS_STORAGE_CLASSES: &[&str] = &[
+    "Standard",
+    "IA",
+    "Archive",
+    "ColdArchive",
+    "DeepColdArchive",
+];
+
+/// The s3-to-oss direction's default `STORAGE_CLASS_MAP`: each S3 class to the OSS class that
+/// reads the same way (instantly, or after a restore) at the nearest price. Unlisted classes
+/// (`OUTPOSTS`, `SNOW`, …) get the OSS bucket's default.
+pub const DEFAULT_S3_TO_OSS_CLASSES: &str = "STANDARD=Standard,REDUCED_REDUNDANCY=Standard,\
+EXPRESS_ONEZONE=Standard,INTELLIGENT_TIERING=Standard,STANDARD_IA=IA,ONEZONE_IA=IA,GLACIER_IR=IA,\
+GLACIER=Archive,DEEP_ARCHIVE=ColdArchive";
+
+/// Which way the replicator copies (`DIRECTION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// OSS to S3 (the default): OSS trigger events through the forwarder.
+    OssToS3,
+    /// S3 to OSS: S3 event notifications straight from S3 to the queue.
+    S3ToOss,
+}
+
+impl Direction {
+    /// The name `DIRECTION` spells it with.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OssToS3 => "oss-to-s3",
+            Self::S3ToOss => "s3-to-oss",
+        }
+    }
+
+    /// The variable that names the source bucket(s).
+    pub fn source_var(self) -> &'static str {
+        match self {
+            Self::OssToS3 => "OSS_BUCKET",
+            Self::S3ToOss => "SRC_BUCKET",
+        }
+    }
+
+    fn from_env(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        match env
+            .optional("DIRECTION")
+            .map(|d| d.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("oss-to-s3") => Ok(Self::OssToS3),
+            Some("s3-to-oss") => Ok(Self::S3ToOss),
+            Some(other) => Err(ConfigError::new(
+                "DIRECTION",
+                format!("{other:?} is not oss-to-s3 or s3-to-oss"),
+            )),
+        }
+    }
+}
 
 /// S3 storage classes accepted in `DST_STORAGE_CLASS`.
 const S3_STORAGE_CLASSES: &[&str] = &[
@@ -38,9 +96,13 @@ const LOG_VARS: LogVars = LogVars {
 /// Everything the replicator reads from its environment.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// The OSS client's region, endpoint and addressing style.
+    /// Which way objects go (`DIRECTION`, default `oss-to-s3`).
+    pub direction: Direction,
+    /// The OSS client's region, endpoint and addressing style: the source's in oss-to-s3, the
+    /// destination's in s3-to-oss.
     pub oss: OssConfig,
-    /// The Secrets Manager secret with the OSS credentials (`OSS_SECRET_ID`).
+    /// The Secrets Manager secret with the OSS credentials (`OSS_SECRET_ID`); in s3-to-oss the
+    /// key needs write rights.
     pub oss_secret_id: String,
     /// The copy engine's settings.
     pub copy: CopySettings,
@@ -74,12 +136,18 @@ pub struct Config {
 impl Config {
     /// Reads the configuration from `env`.
     pub fn from_env(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Self, ConfigError> {
+        let direction = Direction::from_env(env)?;
         let oss = oss_config(env)?;
         let oss_secret_id = env.required("OSS_SECRET_ID")?;
-        let copy = copy_settings(env)?;
+        let copy = copy_settings(env, direction)?;
         let queue_url = env.required_url("QUEUE_URL")?;
         let dlq_url = env.url("DLQ_URL")?;
-        let mut batch = BatchSettings::new(oss.region.clone());
+        let source_region = match direction {
+            Direction::OssToS3 => oss.region.clone(),
+            // Lambda sets AWS_REGION; S3 events name their bucket's region themselves.
+            Direction::S3ToOss => env.optional("AWS_REGION").unwrap_or_default(),
+        };
+        let mut batch = BatchSettings::new(source_region);
         batch.legacy_bucket = copy.source_buckets.first().cloned();
         batch.max_receive_count = env
             .optional("MAX_RECEIVE_COUNT")
@@ -107,6 +175,7 @@ impl Config {
             Duration::from_secs(env.number("FUNCTION_TIMEOUT_SECONDS", 1..=900, 900)?);
         let log = LogConfig::from_env(env, LOG_VARS)?;
         Ok(Self {
+            direction,
             oss,
             oss_secret_id,
             copy,
@@ -134,26 +203,33 @@ impl Config {
 
 /// The copy engine's settings: source buckets, destination, keys, sizes, memory, restore,
 /// deletes, deadline.
-fn copy_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<CopySettings, ConfigError> {
+fn copy_settings(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    direction: Direction,
+) -> Result<CopySettings, ConfigError> {
     let mut copy = CopySettings::new(env.required("DST_BUCKET")?);
-    copy.source_buckets = source_buckets(env)?;
+    copy.source_buckets = source_buckets(env, direction)?;
     copy.src_prefix = env.optional("SRC_PREFIX").unwrap_or_default();
     copy.dst_prefix = env.optional("DST_PREFIX").unwrap_or_default();
     copy.storage_class = env
         .optional("DST_STORAGE_CLASS")
-        .map(|class| {
-            let upper = class.to_ascii_uppercase();
-            if S3_STORAGE_CLASSES.contains(&upper.as_str()) {
-                Ok(neutral_class(&upper.as_str().into()))
-            } else {
-                Err(ConfigError::new(
-                    "DST_STORAGE_CLASS",
-                    format!("{class:?} is not one of {}", S3_STORAGE_CLASSES.join(", ")),
-                ))
-            }
-        })
+        .map(|class| destination_class("DST_STORAGE_CLASS", &class, direction))
         .transpose()?;
-    copy.sse = encryption(env)?;
+    copy.storage_class_map = storage_class_map(env, direction)?;
+    copy.sse = match direction {
+        Direction::OssToS3 => encryption(env)?,
+        Direction::S3ToOss => {
+            for var in ["DST_SSE", "DST_SSE_KMS_KEY_ID"] {
+                if env.optional(var).is_some() {
+                    return Err(ConfigError::new(
+                        var,
+                        "applies to S3 destinations only; in s3-to-oss the OSS bucket's default encryption applies",
+                    ));
+                }
+            }
+            None
+        }
+    };
     copy.part_size = env.number(
         "PART_SIZE_MIB",
         5..=5120,
@@ -180,10 +256,106 @@ fn copy_settings(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<CopySetti
     Ok(copy)
 }
 
-/// `OSS_BUCKET`: the source bucket, or several separated by commas. Tasks naming any other
-/// bucket fail permanently.
-fn source_buckets(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Vec<String>, ConfigError> {
-    let value = env.required("OSS_BUCKET")?;
+/// A destination class, in the destination's spelling (any case).
+fn destination_class(
+    var: &'static str,
+    class: &str,
+    direction: Direction,
+) -> Result<StorageClass, ConfigError> {
+    match direction {
+        Direction::OssToS3 => {
+            let upper = class.to_ascii_uppercase();
+            if S3_STORAGE_CLASSES.contains(&upper.as_str()) {
+                Ok(neutral_class(&upper.as_str().into()))
+            } else {
+                Err(ConfigError::new(
+                    var,
+                    format!("{class:?} is not one of {}", S3_STORAGE_CLASSES.join(", ")),
+                ))
+            }
+        }
+        Direction::S3ToOss => OSS_STORAGE_CLASSES
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(class))
+            .map(|c| oss_neutral(c))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    var,
+                    format!("{class:?} is not one of {}", OSS_STORAGE_CLASSES.join(", ")),
+                )
+            }),
+    }
+}
+
+/// The neutral class of an OSS class name.
+fn oss_neutral(name: &str) -> StorageClass {
+    transfer::oss::store::neutral_class(&transfer::oss::StorageClass::parse(name))
+}
+
+/// `STORAGE_CLASS_MAP`: `SOURCE=DESTINATION` pairs separated by commas, each class in its own
+/// store's spelling. In s3-to-oss it defaults to [`DEFAULT_S3_TO_OSS_CLASSES`]; in oss-to-s3 to
+/// nothing (copies get the bucket's default class); `none` maps nothing.
+fn storage_class_map(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    direction: Direction,
+) -> Result<Vec<(StorageClass, StorageClass)>, ConfigError> {
+    const VAR: &str = "STORAGE_CLASS_MAP";
+    let value = match (env.optional(VAR), direction) {
+        (Some(value), _) => value,
+        (None, Direction::S3ToOss) => DEFAULT_S3_TO_OSS_CLASSES.to_owned(),
+        (None, Direction::OssToS3) => return Ok(Vec::new()),
+    };
+    if value.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let source_classes: &[&str] = match direction {
+        Direction::OssToS3 => OSS_STORAGE_CLASSES,
+        Direction::S3ToOss => S3_STORAGE_CLASSES,
+    };
+    let mut map = Vec::new();
+    for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some((from, to)) = pair.split_once('=') else {
+            return Err(ConfigError::new(
+                VAR,
+                format!("{pair:?} is not SOURCE_CLASS=DESTINATION_CLASS"),
+            ));
+        };
+        let from = source_classes
+            .iter()
+            .find(|c| c.eq_ignore_ascii_case(from.trim()))
+            .ok_or_else(|| {
+                ConfigError::new(
+                    VAR,
+                    format!(
+                        "{:?} is not a source class: one of {}",
+                        from.trim(),
+                        source_classes.join(", ")
+                    ),
+                )
+            })?;
+        let from = match direction {
+            Direction::OssToS3 => oss_neutral(from),
+            Direction::S3ToOss => neutral_class(&(*from).into()),
+        };
+        map.push((from, destination_class(VAR, to.trim(), direction)?));
+    }
+    Ok(map)
+}
+
+/// The source bucket, or several separated by commas: `OSS_BUCKET` in oss-to-s3, `SRC_BUCKET`
+/// (S3 buckets) in s3-to-oss. Tasks naming any other bucket fail permanently.
+fn source_buckets(
+    env: &Env<impl Fn(&str) -> Option<String>>,
+    direction: Direction,
+) -> Result<Vec<String>, ConfigError> {
+    let var = direction.source_var();
+    if direction == Direction::S3ToOss && env.optional("OSS_BUCKET").is_some() {
+        return Err(ConfigError::new(
+            "OSS_BUCKET",
+            "names an OSS source, but DIRECTION is s3-to-oss: the S3 source is SRC_BUCKET and the OSS bucket DST_BUCKET",
+        ));
+    }
+    let value = env.required(var)?;
     let buckets: Vec<String> = value
         .split(',')
         .map(str::trim)
@@ -191,17 +363,21 @@ fn source_buckets(env: &Env<impl Fn(&str) -> Option<String>>) -> Result<Vec<Stri
         .map(str::to_owned)
         .collect();
     if buckets.is_empty() {
-        return Err(ConfigError::new("OSS_BUCKET", "names no bucket"));
+        return Err(ConfigError::new(var, "names no bucket"));
     }
     for bucket in &buckets {
-        transfer::task::check_bucket_name(bucket).map_err(|reason| {
-            ConfigError::new(
-                "OSS_BUCKET",
-                format!("{bucket:?} is not a bucket name: it {reason}"),
-            )
-        })?;
+        check_bucket(var, bucket)?;
+    }
+    if direction == Direction::S3ToOss {
+        check_bucket("DST_BUCKET", &env.required("DST_BUCKET")?)?;
     }
     Ok(buckets)
+}
+
+fn check_bucket(var: &'static str, bucket: &str) -> Result<(), ConfigError> {
+    transfer::task::check_bucket_name(bucket).map_err(|reason| {
+        ConfigError::new(var, format!("{bucket:?} is not a bucket name: it {reason}"))
+    })
 }
 
 /// `MEMORY_BUDGET_MIB`: by default half the function's memory (`AWS_LAMBDA_FUNCTION_MEMORY_SIZE`),
@@ -309,7 +485,6 @@ mod tests {
 
     use super::*;
     use transfer::oss::{AddressingStyle, Endpoint};
-    use transfer::store::StorageClass;
 
     const BASE: &[(&str, &str)] = &[
         ("OSS_REGION", "cn-hangzhou"),
@@ -597,5 +772,101 @@ mod tests {
             S3Compat::Moto
         );
         assert!(err(&[("OSS2S3_S3_COMPAT", "minio")]).starts_with("OSS2S3_S3_COMPAT"));
+    }
+
+    /// The s3-to-oss direction's variables, over `BASE` without its `OSS_BUCKET`.
+    fn s3_to_oss(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut vars = vec![
+            ("OSS_BUCKET", ""),
+            ("DIRECTION", "s3-to-oss"),
+            ("SRC_BUCKET", "photos-us"),
+            ("AWS_REGION", "us-east-1"),
+        ];
+        vars.extend_from_slice(extra);
+        config(&vars)
+    }
+
+    #[test]
+    fn s3_to_oss_reads_its_source_from_src_bucket_and_maps_classes() {
+        assert_eq!(config(&[]).unwrap().direction, Direction::OssToS3);
+        let c = s3_to_oss(&[]).unwrap();
+        assert_eq!(c.direction, Direction::S3ToOss);
+        assert_eq!(c.copy.source_buckets, ["photos-us"]);
+        assert_eq!(c.copy.dst_bucket, "dst");
+        assert_eq!(c.batch.legacy_bucket.as_deref(), Some("photos-us"));
+        assert_eq!(c.batch.legacy_region, "us-east-1");
+        assert_eq!(c.copy.storage_class, None);
+        for (s3, oss) in [
+            (StorageClass::Standard, StorageClass::Standard),
+            (StorageClass::IntelligentTiering, StorageClass::Standard),
+            (
+                StorageClass::OneZoneInfrequentAccess,
+                StorageClass::InfrequentAccess,
+            ),
+            (
+                StorageClass::InstantRetrievalArchive,
+                StorageClass::InfrequentAccess,
+            ),
+            (StorageClass::Archive, StorageClass::Archive),
+            (StorageClass::DeepArchive, StorageClass::ColdArchive),
+        ] {
+            assert_eq!(c.copy.destination_class(Some(&s3)), Some(oss), "{s3:?}");
+        }
+        assert_eq!(
+            c.copy
+                .destination_class(Some(&StorageClass::Other("OUTPOSTS".into()))),
+            None,
+            "unmapped classes get the bucket's default"
+        );
+        let c = s3_to_oss(&[(
+            "STORAGE_CLASS_MAP",
+            "deep_archive=DeepColdArchive, GLACIER=coldarchive",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.copy.destination_class(Some(&StorageClass::DeepArchive)),
+            Some(StorageClass::DeepArchive)
+        );
+        assert_eq!(
+            c.copy.destination_class(Some(&StorageClass::Standard)),
+            None
+        );
+        let c = s3_to_oss(&[("DST_STORAGE_CLASS", "ia")]).unwrap();
+        assert_eq!(
+            c.copy.destination_class(Some(&StorageClass::DeepArchive)),
+            Some(StorageClass::InfrequentAccess),
+            "one class for every object overrides the map"
+        );
+        let c = s3_to_oss(&[("STORAGE_CLASS_MAP", "none")]).unwrap();
+        assert!(c.copy.storage_class_map.is_empty());
+        let c = config(&[("STORAGE_CLASS_MAP", "Archive=GLACIER")]).unwrap();
+        assert_eq!(
+            c.copy.destination_class(Some(&StorageClass::Archive)),
+            Some(StorageClass::Archive)
+        );
+        assert!(config(&[]).unwrap().copy.storage_class_map.is_empty());
+    }
+
+    #[test]
+    fn s3_to_oss_refuses_what_belongs_to_the_other_direction() {
+        for (extra, var) in [
+            (vec![("DIRECTION", "sideways")], "DIRECTION"),
+            (vec![("OSS_BUCKET", "src")], "OSS_BUCKET"),
+            (vec![("SRC_BUCKET", "")], "SRC_BUCKET"),
+            (vec![("DST_BUCKET", "Not_OSS")], "DST_BUCKET"),
+            (vec![("DST_SSE", "AES256")], "DST_SSE"),
+            (vec![("DST_STORAGE_CLASS", "GLACIER")], "DST_STORAGE_CLASS"),
+            (vec![("STORAGE_CLASS_MAP", "GLACIER")], "STORAGE_CLASS_MAP"),
+            (vec![("STORAGE_CLASS_MAP", "COLD=IA")], "STORAGE_CLASS_MAP"),
+            (
+                vec![("STORAGE_CLASS_MAP", "GLACIER=DEEP_ARCHIVE")],
+                "STORAGE_CLASS_MAP",
+            ),
+        ] {
+            let message = s3_to_oss(&extra).expect_err("refused").to_string();
+            assert!(message.starts_with(var), "{extra:?}: {message}");
+        }
+        let message = s3_to_oss(&[("OSS_BUCKET", "src")]).unwrap_err().to_string();
+        assert!(message.contains("SRC_BUCKET"), "{message}");
     }
 }

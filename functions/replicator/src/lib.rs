@@ -5,7 +5,8 @@
 //! - [`queues`]: continuations, the DLQ with reasons, visibility changes;
 //! - [`metrics`]: CloudWatch Embedded Metric Format lines;
 //! - [`config`]: the environment, read once;
-//! - [`build_processor`]: the clients, built once from the configuration.
+//! - [`build_processor`]: the clients, built once from the configuration, and the [`Engine`] in
+//!   its direction (`DIRECTION`: `oss-to-s3`, the default, or `s3-to-oss`).
 //!
 //! The copy itself is `transfer::replicate`; the OSS keys come from Secrets Manager through
 //! `transfer::secrets`, refreshed inside the OSS client when OSS rejects them.
@@ -19,22 +20,63 @@ pub mod queues;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
+use transfer::migrate::{JobQueue, JobStep};
 use transfer::oss::OssClient;
-use transfer::replicate::{Replicator, StopSignal};
+use transfer::replicate::{Outcome, ReplicationError, Replicator, StopSignal};
 use transfer::s3::{S3Store, s3_config};
 use transfer::secrets::SecretsManagerCredentials;
+use transfer::task::ReplicationTask;
 
-pub use batch::{BatchProcessor, BatchSettings, TaskReplicator, invocation_deadline};
-pub use config::Config;
+pub use batch::{BatchProcessor, BatchSettings, JobWork, TaskReplicator, invocation_deadline};
+pub use config::{Config, Direction};
 pub use metrics::{Metrics, MetricsSink};
 pub use queues::Queues;
 
-/// The engine as the function runs it: OSS to S3.
-pub type Engine = Replicator<OssClient, S3Store>;
+/// The engine as the function runs it, in the configured direction.
+pub enum Engine {
+    /// OSS to S3.
+    OssToS3(Replicator<OssClient, S3Store>),
+    /// S3 to OSS.
+    S3ToOss(Replicator<S3Store, OssClient>),
+}
+
+impl TaskReplicator for Engine {
+    async fn replicate(
+        &self,
+        task: &ReplicationTask,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ReplicationError> {
+        match self {
+            Self::OssToS3(engine) => TaskReplicator::replicate(engine, task, deadline).await,
+            Self::S3ToOss(engine) => TaskReplicator::replicate(engine, task, deadline).await,
+        }
+    }
+
+    async fn abandon_continuation(&self, task: &ReplicationTask) {
+        match self {
+            Self::OssToS3(engine) => engine.abandon_continuation(task).await,
+            Self::S3ToOss(engine) => engine.abandon_continuation(task).await,
+        }
+    }
+
+    async fn run_job<Q: JobQueue>(
+        &self,
+        work: &JobWork,
+        stop_at: std::time::Instant,
+        queue: &Q,
+    ) -> Result<JobStep, String> {
+        match self {
+            Self::OssToS3(engine) => engine.run_job(work, stop_at, queue).await,
+            Self::S3ToOss(engine) => engine.run_job(work, stop_at, queue).await,
+        }
+    }
+}
 
 /// Builds every client once: S3, SQS and Secrets Manager from the standard AWS configuration
 /// (`AWS_ENDPOINT_URL_S3`, `_SQS`, `_SECRETS_MANAGER` override endpoints), OSS from `config`
-/// with its keys from the secret. Raising `stop` makes the processor and its engine wrap up.
+/// with its keys from the secret, and the engine in `config.direction`. Raising `stop` makes
+/// the processor and its engine wrap up.
 pub async fn build_processor(
     config: Config,
     stop: StopSignal,
@@ -65,7 +107,7 @@ pub async fn build_processor(
     if config.s3_path_style {
         s3 = s3.to_builder().force_path_style(true).build();
     }
-    let sink = S3Store::new(aws_sdk_s3::Client::from_conf(s3)).with_compat(config.s3_compat);
+    let s3 = S3Store::new(aws_sdk_s3::Client::from_conf(s3)).with_compat(config.s3_compat);
     let secret = SecretsManagerCredentials::new(
         aws_sdk_secretsmanager::Client::new(&aws),
         &config.oss_secret_id,
@@ -83,6 +125,7 @@ pub async fn build_processor(
     )
     .with_level(&config.metrics_level);
     tracing::info!(
+        direction = config.direction.as_str(),
         oss_region = %config.oss.region,
         dst_bucket = %config.copy.dst_bucket,
         queue_url = %config.queue_url,
@@ -100,6 +143,13 @@ pub async fn build_processor(
             "DLQ_URL is not set: permanent failures are left to the queue's redrive policy"
         );
     }
-    let engine = Replicator::new(oss, sink, config.copy).with_stop(stop.clone());
+    let engine = match config.direction {
+        Direction::OssToS3 => {
+            Engine::OssToS3(Replicator::new(oss, s3, config.copy).with_stop(stop.clone()))
+        }
+        Direction::S3ToOss => {
+            Engine::S3ToOss(Replicator::new(s3, oss, config.copy).with_stop(stop.clone()))
+        }
+    };
     Ok(BatchProcessor::new(engine, queues, config.batch, metrics).with_stop(stop))
 }

@@ -2,6 +2,10 @@
 //! `cargo lambda build`). It reads the configuration, builds the clients once and hands each
 //! SQS batch to [`replicator::BatchProcessor`].
 
+// The Lambda handler's future nests the batch's, which nests the engine's in either direction:
+// deeper than the compiler's default layout depth of 128 in some feature combinations.
+#![recursion_limit = "256"]
+
 use std::process::ExitCode;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};

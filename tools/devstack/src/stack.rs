@@ -8,6 +8,13 @@
 //!                    |  OSS keys from Secrets Manager (moto), objects into S3 (moto)
 //! ```
 //!
+//! With [`StackConfig::s3_to_oss`] the other direction runs too, on the same two buckets (so
+//! the stack is in two-way mode):
+//!
+//! ```text
+//! S3 (moto) --event notification (moto sends it)--> SQS (moto) --ESM--> replicator (s3-to-oss) --> OSS emulator
+//! ```
+//!
 //! Every server listens on a free loopback port; every child process is killed when the
 //! [`Stack`] is shut down or dropped.
 
@@ -86,6 +93,16 @@ pub struct StackConfig {
     /// Run SQS in a moto server of its own. moto's SQS scans every message of a queue on each
     /// receive, so a backlog of thousands costs a core; apart, it does not slow S3 down.
     pub separate_sqs: bool,
+    /// Also replicate S3 → OSS: the destination bucket's event notifications (moto sends them
+    /// to its own SQS, so not with `separate_sqs`) feed a replicator with `DIRECTION=s3-to-oss`
+    /// that copies into the source bucket. With the OSS trigger on, the stack is two-way.
+    pub s3_to_oss: bool,
+    /// The S3 → OSS direction's event queue.
+    pub reverse_queue_name: String,
+    /// Its dead-letter queue.
+    pub reverse_dlq_name: String,
+    /// Extra or overriding environment of the S3 → OSS replicator (after `function_env`).
+    pub reverse_function_env: Vec<(String, String)>,
 }
 
 impl StackConfig {
@@ -122,6 +139,10 @@ impl StackConfig {
             s3_proxy: false,
             forwarder_env: Vec::new(),
             separate_sqs: false,
+            s3_to_oss: false,
+            reverse_queue_name: "oss2s3-s3-events".into(),
+            reverse_dlq_name: "oss2s3-s3-dlq".into(),
+            reverse_function_env: Vec::new(),
         }
     }
 }
@@ -145,11 +166,31 @@ pub struct Stack {
     pollers: Vec<tokio::task::JoinHandle<()>>,
     functions: Vec<Arc<FunctionInstance>>,
     s3_proxy: Option<testkit::s3_proxy::S3Proxy>,
+    reverse: Option<Reverse>,
     // Declared last: processes are killed after the pollers and functions above stop.
     emulator: ManagedProcess,
     forwarder: ManagedProcess,
     moto: ManagedProcess,
     sqs_moto: Option<ManagedProcess>,
+}
+
+/// The S3 → OSS direction of a stack: its queues, replicator environments and pollers.
+#[derive(Debug)]
+struct Reverse {
+    queue_url: String,
+    dlq_url: String,
+    stats: Arc<EsmStats>,
+    pollers: Vec<tokio::task::JoinHandle<()>>,
+    functions: Vec<Arc<FunctionInstance>>,
+}
+
+/// Which replicator an execution environment runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Leg {
+    /// OSS → S3, fed by the forwarder.
+    Forward,
+    /// S3 → OSS, fed by S3's event notifications.
+    Reverse,
 }
 
 impl Stack {
@@ -234,6 +275,7 @@ impl Stack {
         let function_starts = (0..config.function_instances.max(1)).map(|i| {
             let spec = function_spec(
                 &config,
+                Leg::Forward,
                 i,
                 &Endpoints {
                     moto: &moto_endpoint,
@@ -272,6 +314,24 @@ impl Stack {
                 ))
             })
             .collect();
+        let reverse = if config.s3_to_oss {
+            if config.separate_sqs {
+                bail!(
+                    "s3_to_oss needs moto's S3 and SQS in one server: moto delivers S3 events in-process"
+                );
+            }
+            let endpoints = Endpoints {
+                moto: &moto_endpoint,
+                sqs: &sqs_endpoint,
+                s3: &s3_endpoint,
+                emulator: &emulator_endpoint,
+                queue_url: "",
+                dlq_url: "",
+            };
+            Some(start_reverse(&config, &s3, &sqs, &esm, endpoints, &stopped).await?)
+        } else {
+            None
+        };
         Ok(Self {
             config,
             moto_endpoint,
@@ -289,6 +349,7 @@ impl Stack {
             pollers,
             functions,
             s3_proxy,
+            reverse,
             emulator,
             forwarder,
             moto,
@@ -309,7 +370,20 @@ impl Stack {
                 abort.abort();
             }
         }
-        for function in std::mem::take(&mut self.functions) {
+        let mut functions = std::mem::take(&mut self.functions);
+        if let Some(reverse) = &mut self.reverse {
+            for poller in std::mem::take(&mut reverse.pollers) {
+                let abort = poller.abort_handle();
+                if tokio::time::timeout(Duration::from_secs(3), poller)
+                    .await
+                    .is_err()
+                {
+                    abort.abort();
+                }
+            }
+            functions.append(&mut reverse.functions);
+        }
+        for function in functions {
             if let Ok(function) = Arc::try_unwrap(function) {
                 function.stop().await;
             }
@@ -389,6 +463,21 @@ impl Stack {
     /// The DLQ's ARN.
     pub fn dlq_arn(&self) -> &str {
         &self.dlq_arn
+    }
+
+    /// The S3 → OSS direction's event queue URL, when the stack runs it.
+    pub fn reverse_queue_url(&self) -> Option<&str> {
+        self.reverse.as_ref().map(|r| r.queue_url.as_str())
+    }
+
+    /// The S3 → OSS direction's DLQ URL, when the stack runs it.
+    pub fn reverse_dlq_url(&self) -> Option<&str> {
+        self.reverse.as_ref().map(|r| r.dlq_url.as_str())
+    }
+
+    /// The S3 → OSS direction's event source mapping counters, when the stack runs it.
+    pub fn reverse_esm_counts(&self) -> Option<EsmCounts> {
+        self.reverse.as_ref().map(|r| r.stats.snapshot())
     }
 
     /// An S3 client for moto (path style).
@@ -487,10 +576,12 @@ impl Stack {
         Ok((visible, in_flight))
     }
 
-    /// The log files of the replicator's execution environments.
+    /// The log files of the replicators' execution environments (both directions).
     pub fn function_logs(&self) -> Vec<PathBuf> {
+        let reverse = self.reverse.iter().flat_map(|r| r.functions.iter());
         self.functions
             .iter()
+            .chain(reverse)
             .map(|f| f.spec().log.clone())
             .collect()
     }
@@ -521,10 +612,96 @@ impl Stack {
 impl Drop for Stack {
     fn drop(&mut self) {
         let _ = self.stop.send(true);
-        for poller in &self.pollers {
+        let reverse = self.reverse.iter().flat_map(|r| r.pollers.iter());
+        for poller in self.pollers.iter().chain(reverse) {
             poller.abort();
         }
     }
+}
+
+/// Starts the S3 → OSS direction: its queues, the destination bucket's notification
+/// configuration (ObjectCreated and ObjectRemoved events to the queue, as the deployment
+/// configures them), its replicator environments and their pollers.
+async fn start_reverse(
+    config: &StackConfig,
+    s3: &aws_sdk_s3::Client,
+    sqs: &aws_sdk_sqs::Client,
+    forward_esm: &EsmSettings,
+    endpoints: Endpoints<'_>,
+    stopped: &watch::Receiver<bool>,
+) -> anyhow::Result<Reverse> {
+    use aws_sdk_s3::types::{Event, NotificationConfiguration, QueueConfiguration};
+
+    let (dlq_url, dlq_arn) = create_queue(sqs, &config.reverse_dlq_name, &[]).await?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": config.max_receive_count,
+    });
+    let (queue_url, queue_arn) = create_queue(
+        sqs,
+        &config.reverse_queue_name,
+        &[
+            (
+                QueueAttributeName::VisibilityTimeout,
+                config.visibility_timeout.as_secs().to_string(),
+            ),
+            (QueueAttributeName::RedrivePolicy, redrive.to_string()),
+        ],
+    )
+    .await?;
+    let notifications = NotificationConfiguration::builder()
+        .queue_configurations(
+            QueueConfiguration::builder()
+                .id("oss2s3-s3-to-oss")
+                .queue_arn(&queue_arn)
+                .events(Event::from("s3:ObjectCreated:*"))
+                .events(Event::from("s3:ObjectRemoved:*"))
+                .build()
+                .context("the queue configuration")?,
+        )
+        .build();
+    s3.put_bucket_notification_configuration()
+        .bucket(&config.dst_bucket)
+        .notification_configuration(notifications)
+        .send()
+        .await
+        .context("configure the destination bucket's event notifications")?;
+    let endpoints = Endpoints {
+        queue_url: &queue_url,
+        dlq_url: &dlq_url,
+        ..endpoints
+    };
+    let launches = (0..config.function_instances.max(1))
+        .map(|i| FunctionInstance::start(function_spec(config, Leg::Reverse, i, &endpoints)));
+    let mut functions = Vec::new();
+    for instance in futures::future::join_all(launches).await {
+        functions.push(Arc::new(instance?));
+    }
+    let stats = Arc::new(EsmStats::default());
+    let esm = EsmSettings {
+        queue_url: queue_url.clone(),
+        queue_arn,
+        ..forward_esm.clone()
+    };
+    let pollers = functions
+        .iter()
+        .map(|f| {
+            tokio::spawn(run_poller(
+                sqs.clone(),
+                esm.clone(),
+                f.clone(),
+                stats.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect();
+    Ok(Reverse {
+        queue_url,
+        dlq_url,
+        stats,
+        pollers,
+        functions,
+    })
 }
 
 /// Starts `moto_server` on a free port (retrying on another port if that one was taken) and
@@ -660,6 +837,7 @@ fn start_emulator(
 }
 
 /// Where the replicator's environment points.
+#[derive(Clone, Copy)]
 struct Endpoints<'a> {
     moto: &'a str,
     /// SQS: moto, or a moto server of its own.
@@ -671,8 +849,14 @@ struct Endpoints<'a> {
     dlq_url: &'a str,
 }
 
-/// The replicator's environment `i`, configured as the SAM template does, against the stack.
-fn function_spec(config: &StackConfig, i: usize, endpoints: &Endpoints<'_>) -> FunctionSpec {
+/// The replicator's environment `i` of `leg`, configured as the SAM template does, against the
+/// stack.
+fn function_spec(
+    config: &StackConfig,
+    leg: Leg,
+    i: usize,
+    endpoints: &Endpoints<'_>,
+) -> FunctionSpec {
     // Stop starting work a little before the deadline, in proportion to short test timeouts.
     let margin = (config.function_timeout.as_secs() / 4).clamp(1, 30);
     let timeout = config.function_timeout.as_secs().to_string();
@@ -702,19 +886,42 @@ fn function_spec(config: &StackConfig, i: usize, endpoints: &Endpoints<'_>) -> F
     .iter()
     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
     .collect();
-    for (k, v) in &config.function_env {
-        env.retain(|(existing, _)| existing != k);
-        env.push((k.clone(), v.clone()));
+    let mut overrides = config.function_env.clone();
+    let (name, log) = match leg {
+        Leg::Forward => (
+            config.function_name.clone(),
+            config.run_dir.join(format!("replicator-{i}.log")),
+        ),
+        Leg::Reverse => {
+            // The same buckets the other way round: S3's destination bucket is the source.
+            env.retain(|(k, _)| k != "OSS_BUCKET" && k != "DST_BUCKET");
+            for (k, v) in [
+                ("DIRECTION", "s3-to-oss"),
+                ("SRC_BUCKET", config.dst_bucket.as_str()),
+                ("DST_BUCKET", config.oss_bucket.as_str()),
+            ] {
+                env.push((k.to_owned(), v.to_owned()));
+            }
+            overrides.extend(config.reverse_function_env.iter().cloned());
+            (
+                format!("{}-s3-to-oss", config.function_name),
+                config.run_dir.join(format!("replicator-s3-to-oss-{i}.log")),
+            )
+        }
+    };
+    for (k, v) in overrides {
+        env.retain(|(existing, _)| *existing != k);
+        env.push((k, v));
     }
     FunctionSpec {
-        name: config.function_name.clone(),
+        name,
         binary: config.binaries.replicator.clone(),
         env,
         memory_mb: config.function_memory_mb,
         timeout: config.function_timeout,
         region: config.aws_region.clone(),
         account: config.aws_account.clone(),
-        log: config.run_dir.join(format!("replicator-{i}.log")),
+        log,
         wrapper: Vec::new(),
         grace: testkit::process::DEFAULT_GRACE,
     }

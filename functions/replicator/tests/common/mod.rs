@@ -147,7 +147,7 @@ impl Stack {
         batch: BatchSettings,
         dlq_url: Option<String>,
     ) -> BatchProcessor<Engine> {
-        let engine = Replicator::new(self.oss(), self.services.s3_store(), copy);
+        let engine = Engine::OssToS3(Replicator::new(self.oss(), self.services.s3_store(), copy));
         BatchProcessor::new(
             engine,
             Queues::new(self.services.sqs.clone(), &self.queue_url, dlq_url),
