@@ -80,6 +80,9 @@ fn attributes(meta: ObjectMeta) -> ObjectAttributes {
         size: meta.size,
         etag: meta.etag,
         crc64: meta.crc64,
+        // OSS's CRC-64/XZ covers the object; its ETag's MD5 is not needed on top.
+        crc64_nvme: None,
+        content_md5: None,
         content: meta.content,
         user_metadata: meta.user_metadata,
         storage_class: Some(neutral_class(&meta.storage_class)),

@@ -565,7 +565,8 @@ where
                 )
                 .await?;
             let checksums = BodyChecksums::of(&body);
-            self.verify(src_bucket, &target.src_key, target.version.crc64, checksums)?;
+            let md5 = target.version.md5.map(|_| md5_of(&body));
+            self.verify(src_bucket, &target.src_key, &target.version, checksums, md5)?;
             let dst_bucket = &self.settings.dst_bucket;
             let dst_key = target.dst_key.clone();
             self.write_guarded(src_bucket, &mut target, false, |condition| {
@@ -618,34 +619,70 @@ where
     }
 
     /// Compares the CRC-64 of the bytes copied with the source's.
+    ///
+    /// Every check the source makes possible is made: its CRC-64/XZ (OSS), its full-object
+    /// CRC-64/NVME (S3's default checksum), and the MD5 its ETag is (S3 objects of one PUT
+    /// without SSE-KMS; `md5` is the copied bytes', computed only for copies read in one GET).
     pub(super) fn verify(
         &self,
         bucket: &str,
         key: &str,
-        expected: Option<u64>,
+        version: &SourceVersion,
         copied: BodyChecksums,
+        md5: Option<[u8; 16]>,
     ) -> Result<(), ReplicationError> {
-        match expected {
-            Some(expected) if expected != copied.crc64_xz => Err(ReplicationError::new(
+        let mismatch = |what: &str, copied_value: String, source_value: String| {
+            ReplicationError::new(
                 FailureKind::ChecksumMismatch,
                 format!(
-                    "{}://{bucket}/{key}: the {} bytes copied have CRC-64 {}, the source reports {expected}; nothing was written",
+                    "{}://{bucket}/{key}: the {} bytes copied have {what} {copied_value}, the source reports {source_value}; nothing was written",
                     self.source.scheme(),
                     copied.len,
-                    copied.crc64_xz
                 ),
-            )),
-            Some(_) => Ok(()),
-            None => {
-                tracing::warn!(
-                    bucket,
-                    key,
-                    "the source reports no CRC-64; copied without end-to-end verification"
-                );
-                Ok(())
+            )
+        };
+        let mut checked = false;
+        if let Some(expected) = version.crc64 {
+            if expected != copied.crc64_xz {
+                return Err(mismatch(
+                    "CRC-64",
+                    copied.crc64_xz.to_string(),
+                    expected.to_string(),
+                ));
             }
+            checked = true;
         }
+        if let Some(expected) = version.crc64_nvme {
+            if expected != copied.crc64_nvme {
+                return Err(mismatch(
+                    "CRC-64/NVME",
+                    format!("{:016x}", copied.crc64_nvme),
+                    format!("{expected:016x}"),
+                ));
+            }
+            checked = true;
+        }
+        if let (Some(expected), Some(md5)) = (version.md5, md5) {
+            if expected != md5 {
+                return Err(mismatch("MD5", hex::encode(md5), hex::encode(expected)));
+            }
+            checked = true;
+        }
+        if !checked {
+            tracing::warn!(
+                bucket,
+                key,
+                "the source reports no checksum of the whole object; copied without end-to-end verification"
+            );
+        }
+        Ok(())
     }
+}
+
+/// The MD5 of `bytes`.
+fn md5_of(bytes: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(bytes).into()
 }
 
 /// Sleeps until `at`, or forever when there is no such time.

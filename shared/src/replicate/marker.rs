@@ -70,6 +70,10 @@ pub(super) struct SourceVersion {
     pub(super) etag: String,
     pub(super) size: u64,
     pub(super) crc64: Option<u64>,
+    /// The source's full-object CRC-64/NVME, when it reports one.
+    pub(super) crc64_nvme: Option<u64>,
+    /// The MD5 of the source's bytes, when its store vouches for one.
+    pub(super) md5: Option<[u8; 16]>,
     /// [`metadata_digest`].
     pub(super) meta: String,
 }
@@ -80,6 +84,8 @@ impl SourceVersion {
             etag: attributes.etag.clone(),
             size: attributes.size,
             crc64: attributes.crc64,
+            crc64_nvme: attributes.crc64_nvme,
+            md5: attributes.content_md5,
             meta: metadata_digest(attributes),
         }
     }
@@ -192,6 +198,7 @@ mod tests {
             kind: crate::store::ObjectKind::Normal,
             archive: crate::store::ArchiveState::Online,
             last_modified: None,
+            ..ObjectAttributes::default()
         }
     }
 

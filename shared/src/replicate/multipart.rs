@@ -257,8 +257,9 @@ where
         if let Err(e) = self.verify(
             &plan.src_bucket,
             &plan.target.src_key,
-            plan.target.version.crc64,
+            &plan.target.version,
             whole,
+            None,
         ) {
             guard.abort().await;
             return Err(e);
@@ -472,6 +473,8 @@ mod tests {
                     etag: String::new(),
                     size: 25,
                     crc64: None,
+                    crc64_nvme: None,
+                    md5: None,
                     meta: String::new(),
                 },
                 dst_key: String::new(),

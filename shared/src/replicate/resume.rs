@@ -105,6 +105,9 @@ where
             etag: continuation.src_etag.clone(),
             size: continuation.src_size,
             crc64: continuation.src_crc64.or(attributes.crc64),
+            // The fresh HEAD describes the same version (its ETag was checked).
+            crc64_nvme: attributes.crc64_nvme,
+            md5: attributes.content_md5,
             meta: continuation
                 .src_meta
                 .clone()

@@ -9,6 +9,20 @@
 //! completion, so S3 verifies each part and the assembled object. See the
 //! [`replicate`](crate::replicate) module for why CRC-64/NVME.
 //!
+//! Read, HeadObject asks for checksums (`x-amz-checksum-mode: ENABLED`), and the attributes
+//! carry what lets the engine verify the bytes it copies out of S3:
+//! - the full-object CRC-64/NVME (`x-amz-checksum-type: FULL_OBJECT`), which S3 keeps for
+//!   every object uploaded without another checksum since December 2024, in one PUT or in
+//!   parts;
+//! - else the MD5 the ETag is, for an object of one PUT (no `-N` suffix) without SSE-KMS or
+//!   SSE-C, whose ETags are not MD5s.
+//!
+//! Objects with only a composite checksum (per part, `…-N`) or another algorithm (CRC-32,
+//! CRC-32C, SHA-1, SHA-256), and multipart objects without one, have neither; the engine then
+//! copies them without a whole-object check on the S3 side (the OSS side still checks its
+//! CRC-64 of what it stored against the bytes sent). GETs do not ask for checksums: ranged
+//! GETs get none, and the HEAD before the copy has them already.
+//!
 //! # Payload signing
 //! PutObject and UploadPart bodies are sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`: the
 //! signature covers the headers, including the CRC-64/NVME that S3 checks the body against, but
@@ -160,6 +174,39 @@ fn kind_of(etag: &str) -> ObjectKind {
     }
 }
 
+/// A full-object CRC-64/NVME from its header (base64 of 8 big-endian bytes); `None` for a
+/// composite checksum (`…-N`) or anything malformed.
+fn full_object_crc64_nvme(
+    value: Option<&str>,
+    kind: Option<&aws_sdk_s3::types::ChecksumType>,
+) -> Option<u64> {
+    if matches!(kind, Some(k) if *k != aws_sdk_s3::types::ChecksumType::FullObject) {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value?)
+        .ok()?;
+    Some(u64::from_be_bytes(bytes.try_into().ok()?))
+}
+
+/// The MD5 an ETag is: a single-part object's (32 hex digits) that is not encrypted with
+/// SSE-KMS (or DSSE-KMS) or SSE-C, whose ETags are something else.
+fn md5_etag(
+    etag: &str,
+    sse: Option<&aws_sdk_s3::types::ServerSideEncryption>,
+    sse_customer: Option<&str>,
+) -> Option<[u8; 16]> {
+    use aws_sdk_s3::types::ServerSideEncryption as Sse;
+    if sse_customer.is_some() || matches!(sse, Some(s) if *s != Sse::Aes256) {
+        return None;
+    }
+    let hex_digits = unquote_etag(etag);
+    if hex_digits.len() != 32 {
+        return None;
+    }
+    hex::decode(hex_digits).ok()?.try_into().ok()
+}
+
 fn checksum_b64(value: u64) -> String {
     base64::engine::general_purpose::STANDARD.encode(value.to_be_bytes())
 }
@@ -174,8 +221,14 @@ macro_rules! attributes_from {
                 .and_then(|n| u64::try_from(n).ok())
                 .unwrap_or(0),
             kind: kind_of(&etag),
-            etag,
             crc64: None,
+            crc64_nvme: full_object_crc64_nvme(o.checksum_crc64_nvme(), o.checksum_type()),
+            content_md5: md5_etag(
+                &etag,
+                o.server_side_encryption(),
+                o.sse_customer_algorithm(),
+            ),
+            etag,
             content: ContentHeaders {
                 content_type: o.content_type().map(str::to_owned),
                 content_encoding: o.content_encoding().map(str::to_owned),
@@ -221,6 +274,7 @@ impl ObjectStore for S3Store {
             .head_object()
             .bucket(bucket)
             .key(key)
+            .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
             .send()
             .await
             .map_err(|e| sdk_error("HeadObject", bucket, Some(key), e))?;
@@ -577,6 +631,50 @@ mod tests {
         assert_eq!(
             archive_state(Some(&S3Class::StandardIa), None),
             ArchiveState::Online
+        );
+    }
+
+    #[test]
+    fn heads_yield_a_full_object_crc64_nvme_and_md5_etags_only_where_they_are_ones() {
+        use aws_sdk_s3::types::{ChecksumType, ServerSideEncryption as Sse};
+        let value = checksum_b64(0x0102_0304_0506_0708);
+        assert_eq!(
+            full_object_crc64_nvme(Some(&value), None),
+            Some(0x0102_0304_0506_0708)
+        );
+        assert_eq!(
+            full_object_crc64_nvme(Some(&value), Some(&ChecksumType::FullObject)),
+            Some(0x0102_0304_0506_0708)
+        );
+        assert_eq!(
+            full_object_crc64_nvme(Some(&value), Some(&ChecksumType::Composite)),
+            None
+        );
+        assert_eq!(
+            full_object_crc64_nvme(Some("AQID"), None),
+            None,
+            "not 8 bytes"
+        );
+        assert_eq!(full_object_crc64_nvme(Some("!!"), None), None);
+        assert_eq!(full_object_crc64_nvme(None, None), None);
+
+        let etag = "\"d41d8cd98f00b204e9800998ecf8427e\"";
+        let md5 = hex::decode("d41d8cd98f00b204e9800998ecf8427e").unwrap();
+        assert_eq!(md5_etag(etag, None, None).map(Vec::from), Some(md5.clone()));
+        assert_eq!(
+            md5_etag(etag, Some(&Sse::Aes256), None).map(Vec::from),
+            Some(md5)
+        );
+        assert_eq!(md5_etag(etag, Some(&Sse::AwsKms), None), None);
+        assert_eq!(md5_etag(etag, Some(&Sse::AwsKmsDsse), None), None);
+        assert_eq!(md5_etag(etag, None, Some("AES256")), None, "SSE-C");
+        assert_eq!(
+            md5_etag("\"d41d8cd98f00b204e9800998ecf8427e-2\"", None, None),
+            None
+        );
+        assert_eq!(
+            md5_etag("\"not-hex-not-hex-not-hex-not-hex!\"", None, None),
+            None
         );
     }
 

@@ -178,6 +178,13 @@ pub struct ObjectAttributes {
     pub etag: String,
     /// The CRC-64/XZ of the object, when the store reports one (OSS always does).
     pub crc64: Option<u64>,
+    /// The whole object's CRC-64/NVME, when the store reports one: S3 keeps it for every
+    /// object uploaded without another checksum since December 2024 (`x-amz-checksum-crc64nvme`
+    /// with `x-amz-checksum-type: FULL_OBJECT`).
+    pub crc64_nvme: Option<u64>,
+    /// The MD5 of the object's bytes, when the store vouches that its ETag is one (S3: objects
+    /// uploaded in one PUT, without SSE-KMS or SSE-C).
+    pub content_md5: Option<[u8; 16]>,
     /// The standard content headers.
     pub content: ContentHeaders,
     /// User metadata, names without the store's prefix (`x-oss-meta-`, `x-amz-meta-`).

@@ -486,3 +486,128 @@ async fn both_directions_at_once_converge_without_copying_back() {
     }
     stack.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_downloads_from_s3_write_nothing_into_oss() {
+    let stack = common::start(|c| {
+        c.s3_to_oss = true;
+        c.s3_proxy = true;
+        c.function_env = env();
+        // Retried quickly, and never given up on while the corruption lasts.
+        c.visibility_timeout = Duration::from_secs(3);
+        c.max_receive_count = 100;
+    })
+    .await;
+    stack.set_trigger_enabled(false).await.expect("trigger off");
+    let proxy = stack.s3_proxy().expect("the S3 proxy");
+    // Every download from S3 arrives with the right length and wrong bytes.
+    proxy.inject(testkit::s3_proxy::S3FaultRule::new(
+        Some("GetObject"),
+        testkit::s3_proxy::S3Fault::Corrupt { every: 100_000 },
+    ));
+    let bucket = stack.config().dst_bucket.clone();
+    // Checked by its full-object CRC-64/NVME, copied into OSS with a multipart upload. S3
+    // keeps that checksum for every new object; moto only when the upload asks for it.
+    let multipart: Vec<u8> = (0..7 * MIB).map(|i| (i % 233).to_le_bytes()[0]).collect();
+    let upload = stack
+        .s3()
+        .create_multipart_upload()
+        .bucket(&bucket)
+        .key("corrupt/multipart.bin")
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
+        .send()
+        .await
+        .expect("created");
+    let upload_id = upload.upload_id().expect("an upload ID");
+    let mut parts = aws_sdk_s3::types::CompletedMultipartUpload::builder();
+    for (n, chunk) in (1..).zip(multipart.chunks(5 * MIB)) {
+        let part = stack
+            .s3()
+            .upload_part()
+            .bucket(&bucket)
+            .key("corrupt/multipart.bin")
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(chunk.to_vec().into())
+            .send()
+            .await
+            .expect("a part");
+        parts = parts.parts(
+            aws_sdk_s3::types::CompletedPart::builder()
+                .part_number(n)
+                .e_tag(part.e_tag().unwrap_or_default())
+                .build(),
+        );
+    }
+    stack
+        .s3()
+        .complete_multipart_upload()
+        .bucket(&bucket)
+        .key("corrupt/multipart.bin")
+        .upload_id(upload_id)
+        .multipart_upload(parts.build())
+        .send()
+        .await
+        .expect("completed");
+    // Checked by the MD5 its ETag is (one PUT, no SSE-KMS), copied with one PUT.
+    let single = b"a small object, checked by its ETag".repeat(100);
+    put_s3(&stack, "corrupt/single.bin", single.clone()).await;
+
+    common::wait_for(
+        &stack,
+        "both copies refused more than once",
+        Duration::from_mins(2),
+        || async {
+            stack
+                .reverse_esm_counts()
+                .is_some_and(|c| c.items_failed >= 4)
+        },
+    )
+    .await;
+    for key in ["corrupt/multipart.bin", "corrupt/single.bin"] {
+        assert!(oss_object(&stack, key).await.is_none(), "{key} was written");
+    }
+    let mut logs = String::new();
+    for log in stack.function_logs() {
+        logs.push_str(&std::fs::read_to_string(log).unwrap_or_default());
+    }
+    assert!(
+        logs.contains("CRC-64/NVME") && logs.contains("MD5"),
+        "{}",
+        stack.log_tails(30)
+    );
+
+    proxy.clear_faults();
+    common::wait_for(
+        &stack,
+        "the copies once the reads are whole",
+        Duration::from_mins(2),
+        || async {
+            oss_object(&stack, "corrupt/multipart.bin")
+                .await
+                .map(|(_, b)| b)
+                .as_ref()
+                == Some(&multipart)
+                && oss_object(&stack, "corrupt/single.bin")
+                    .await
+                    .map(|(_, b)| b)
+                    .as_ref()
+                    == Some(&single)
+        },
+    )
+    .await;
+    // Every multipart upload the corrupt reads started in OSS was aborted: of all the uploads
+    // initiated, only the one that became the object is not. (A redelivery racing the copy
+    // may try to complete its own upload too; OSS refuses it, the object being there, and
+    // that upload is aborted as well.)
+    let stats = stack.emulator_stats().await.expect("stats");
+    let count = |op: &str| stats["requests"][op].as_u64().unwrap_or(0);
+    assert!(count("AbortMultipartUpload") >= 1, "{stats}");
+    assert_eq!(
+        count("InitiateMultipartUpload"),
+        count("AbortMultipartUpload") + 1,
+        "{stats}"
+    );
+    stack.shutdown().await;
+}

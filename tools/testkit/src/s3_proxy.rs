@@ -34,6 +34,12 @@ pub enum S3Fault {
         /// How many body bytes get through.
         after_bytes: usize,
     },
+    /// Forward, but flip every bit of each response body byte whose offset is a multiple of
+    /// `every` (from offset 0): a corrupted download of the right length.
+    Corrupt {
+        /// The stride of the corrupted bytes.
+        every: usize,
+    },
     /// Forward after this delay.
     Delay(Duration),
     /// Break the connection without forwarding (the request never reaches S3).
@@ -257,11 +263,13 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
     let fault = take_fault(&state.faults, &op);
     let head = parts.method == axum::http::Method::HEAD;
     let mut truncate = None;
+    let mut corrupt = None;
     let mut lose_answer = false;
     match &fault {
         Some(S3Fault::Status { status, code }) => return error_response(*status, code),
         Some(S3Fault::Delay(delay)) => tokio::time::sleep(*delay).await,
         Some(S3Fault::Truncate { after_bytes }) => truncate = Some(*after_bytes),
+        Some(S3Fault::Corrupt { every }) => corrupt = Some((*every).max(1)),
         Some(S3Fault::Reset) => return broken(head),
         Some(S3Fault::LoseAnswer) => lose_answer = true,
         None => {}
@@ -287,9 +295,10 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
                 builder = builder.header(name, value);
             }
             let stream = response.bytes_stream().map_err(std::io::Error::other);
-            let body = match truncate {
-                None => Body::from_stream(stream),
-                Some(after) => Body::from_stream(cut_short(stream, after)),
+            let body = match (truncate, corrupt) {
+                (Some(after), _) => Body::from_stream(cut_short(stream, after)),
+                (None, Some(every)) => Body::from_stream(flipped(stream, every)),
+                (None, None) => Body::from_stream(stream),
             };
             builder
                 .body(body)
@@ -297,6 +306,26 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
+}
+
+/// `stream` with every bit flipped in each byte whose offset is a multiple of `every`.
+fn flipped(
+    stream: impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static,
+    every: usize,
+) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    stream.scan(0usize, move |offset, chunk| {
+        let out = chunk.map(|chunk| {
+            let mut bytes = chunk.to_vec();
+            for (i, byte) in bytes.iter_mut().enumerate() {
+                if (*offset + i).is_multiple_of(every) {
+                    *byte = !*byte;
+                }
+            }
+            *offset += bytes.len();
+            Bytes::from(bytes)
+        });
+        std::future::ready(Some(out))
+    })
 }
 
 /// `stream` up to `after` bytes, then a broken connection.

@@ -446,6 +446,9 @@ impl MemoryStore {
             size: object.data.len() as u64,
             etag: object.etag.clone(),
             crc64: self.inner.config.reports_crc64.then_some(object.crc64),
+            // The reference store vouches for its CRC-64/XZ only.
+            crc64_nvme: None,
+            content_md5: None,
             content: object.request.content.clone(),
             user_metadata: object.request.user_metadata.clone(),
             storage_class: Some(object.request.storage_class.clone().unwrap_or_default()),
