@@ -488,8 +488,9 @@ SDK_OPERATIONS_ONLY_WITH: dict[tuple[str, str], dict[str, str]] = {
 # (service, operation, file), with the reason. Nothing grants them.
 SDK_CALLS_THE_REPLICATOR_NEVER_MAKES: dict[tuple[str, str, str], str] = {
     ("s3", "restore_object", "shared/src/s3/mod.rs"): (
-        "S3Store's RestoreArchived, for S3 as a source; the replicator's source is OSS "
-        "(Engine = Replicator<OssClient, S3Store>) and its sink never restores"
+        "S3Store's RestoreArchived, for S3 as a source; this template's replicator runs "
+        "oss-to-s3 (no DIRECTION: Engine::OssToS3(Replicator<OssClient, S3Store>)), where S3 "
+        "is only the sink, and a sink never restores (template-s3-to-oss.yaml grants it)"
     ),
 }
 
@@ -540,13 +541,16 @@ def test_replicator_role_grants_every_aws_call_the_code_makes(expanded, deletes)
     assert not stale, f"exempt calls no longer in the sources (remove them): {sorted(stale)}"
 
 
-def test_exempt_aws_calls_stay_out_of_the_replicators_path():
+def test_exempt_aws_calls_stay_out_of_the_replicators_path(expanded):
     """The reasons in SDK_CALLS_THE_REPLICATOR_NEVER_MAKES still hold."""
     lib = (ROOT / "functions" / "replicator" / "src" / "lib.rs").read_text()
-    # The engine restores and reads only its source; S3 is only its sink.
-    assert re.search(r"type\s+Engine\s*=\s*Replicator<\s*OssClient\s*,\s*S3Store\s*>", lib), (
+    # The engine restores and reads only its source; in oss-to-s3, S3 is only its sink.
+    assert re.search(r"OssToS3\(\s*Replicator<\s*OssClient\s*,\s*S3Store\s*>\s*\)", lib), (
         "the replicator's Engine changed: review SDK_CALLS_THE_REPLICATOR_NEVER_MAKES"
     )
+    (function,) = Resolver(expanded).resources("AWS::Lambda::Function").values()
+    variables = function["Properties"]["Environment"]["Variables"]
+    assert variables.get("DIRECTION", "oss-to-s3") == "oss-to-s3", variables
 
 
 def test_sdk_call_scan_finds_new_calls_and_unmapped_ones_fail(tmp_path):
