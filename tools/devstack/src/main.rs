@@ -76,6 +76,10 @@ struct StackArgs {
     /// The replicator's function timeout, in seconds.
     #[arg(long, global = true, default_value_t = 60)]
     function_timeout: u64,
+    /// Also replicate S3 → OSS (the S3 bucket's event notifications feed a replicator with
+    /// DIRECTION=s3-to-oss), so that the stack runs in two-way mode.
+    #[arg(long, global = true)]
+    two_way: bool,
 }
 
 #[derive(Debug, Args)]
@@ -158,6 +162,9 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
     };
     match cli.command {
         Command::Up => {
+            let described = stack.run_dir().join("stack.json");
+            std::fs::write(&described, describe(&stack).to_string())
+                .with_context(|| format!("write {}", described.display()))?;
             print_usage(&stack);
             stopped().await;
             stack.shutdown().await;
@@ -251,7 +258,30 @@ async fn stack_config(args: &StackArgs) -> anyhow::Result<StackConfig> {
     config.function_instances = args.instances.max(1);
     config.function_timeout = Duration::from_secs(args.function_timeout.max(1));
     config.visibility_timeout = config.function_timeout * 6;
+    config.s3_to_oss = args.two_way;
     Ok(config)
+}
+
+/// The running stack's endpoints, buckets, keys and queues, for scripts and tests
+/// (`RUN_DIR/stack.json`, written once the stack is up).
+fn describe(stack: &Stack) -> serde_json::Value {
+    let c = stack.config();
+    serde_json::json!({
+        "oss_endpoint": stack.oss_endpoint(),
+        "oss_region": c.oss_region,
+        "oss_bucket": c.oss_bucket,
+        "oss_access_key_id": c.oss_access_key_id,
+        "oss_access_key_secret": c.oss_access_key_secret,
+        "aws_endpoint": stack.aws_endpoint(),
+        "aws_region": c.aws_region,
+        "aws_access_key_id": c.aws_access_key_id,
+        "aws_secret_access_key": c.aws_secret_access_key,
+        "s3_bucket": c.dst_bucket,
+        "queue_url": stack.queue_url(),
+        "dlq_url": stack.dlq_url(),
+        "s3_to_oss_queue_url": stack.reverse_queue_url(),
+        "s3_to_oss_dlq_url": stack.reverse_dlq_url(),
+    })
 }
 
 /// Ctrl-C or SIGTERM.
@@ -275,6 +305,7 @@ fn print_usage(stack: &Stack) {
     println!(
         r#"
 oss2s3 devstack is running. Ctrl-C stops everything. Logs: {run_dir}
+(Endpoints and keys as JSON: {run_dir}/stack.json)
 
   OSS (emulator)     {oss}   path-style, region {oss_region}, bucket {oss_bucket}
     access key       {oss_ak} / {oss_sk}
@@ -285,7 +316,7 @@ oss2s3 devstack is running. Ctrl-C stops everything. Logs: {run_dir}
     SQS queue        {queue}
     DLQ              {dlq}   (redrive after {max_receive} receives)
     OSS secret       {secret}   (Secrets Manager)
-  Replicator         {instances} execution environment(s), timeout {timeout:?}, batches of {batch}
+  Replicator         {instances} execution environment(s), timeout {timeout:?}, batches of {batch}{two_way}
 
 Upload an object with the official OSS Python SDK (in the project venv):
 
@@ -323,5 +354,12 @@ Then look at S3 and the queues with the AWS CLI (or boto3 from the same venv):
         instances = c.function_instances,
         timeout = c.function_timeout,
         batch = c.batch_size,
+        two_way = stack
+            .reverse_queue_url()
+            .map_or_else(String::new, |queue| format!(
+                "\n  S3 → OSS (two-way) s3://{} → oss://{}: S3 event notifications to {queue}\n    \
+             (objects written to S3 appear in OSS; copies are never copied back)",
+                c.dst_bucket, c.oss_bucket
+            )),
     );
 }

@@ -138,6 +138,8 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
     let stack = common::start(|c| {
         c.s3_to_oss = true;
         c.function_env = env();
+        // moto restores at once; the retry after the restore request comes a second later.
+        c.reverse_function_env = vec![("RESTORE_RETRY_DELAY_SECONDS".into(), "1".into())];
     })
     .await;
     // One direction only: OSS's trigger is off, so nothing written into OSS comes back.
@@ -155,6 +157,8 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
         .content_type("text/plain; charset=utf-8")
         .content_disposition("attachment; filename=\"d.txt\"")
         .content_language("en")
+        .content_encoding("identity")
+        .expires(aws_sdk_s3::primitives::DateTime::from_secs(1_893_456_000))
         .cache_control("max-age=60")
         .metadata("owner", "ops")
         .storage_class(aws_sdk_s3::types::StorageClass::StandardIa)
@@ -177,7 +181,7 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
     for (key, size) in [
         ("sizes/empty", 0),
         ("sizes/one", 1),
-        ("sizes/12MiB", 12 * MIB),
+        ("sizes/100MiB", 100 * MIB),
     ] {
         let body: Vec<u8> = (0..size).map(|i| (i % 251).to_le_bytes()[0]).collect();
         let etag = put_s3(&stack, key, body.clone()).await;
@@ -229,6 +233,22 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
     assert!(composite.ends_with("-2"), "{composite}");
     want.insert("sizes/multipart".into(), (multipart_body, composite));
 
+    // An archived object (GLACIER) is restored, then copied, into OSS's Archive class.
+    let archived = b"archived in S3".repeat(64);
+    let archived_etag = s3
+        .put_object()
+        .bucket(&bucket)
+        .key("archive/glacier.bin")
+        .body(archived.clone().into())
+        .storage_class(aws_sdk_s3::types::StorageClass::Glacier)
+        .send()
+        .await
+        .expect("written")
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned();
+
     // The odd-key corpus: every key S3 (moto) and OSS store arrives byte for byte; a key OSS
     // cannot store ends in the DLQ with its reason. (The keys oss2s3 refuses cannot be
     // written with the AWS SDK either: see the corpus's notes.)
@@ -275,6 +295,25 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
     )
     .await;
 
+    let oss = stack.oss_client().expect("an OSS client");
+    common::wait_for(
+        &stack,
+        "the archived object restored and copied",
+        Duration::from_mins(2),
+        || async {
+            let Ok(head) = oss
+                .head_object(&stack.config().oss_bucket, "archive/glacier.bin")
+                .await
+            else {
+                return false;
+            };
+            head.user_metadata.get(MARKER_ETAG) == Some(&archived_etag)
+                && head.crc64 == Some(transfer::crc64::checksum(&archived))
+                && head.storage_class == transfer::oss::StorageClass::Archive
+        },
+    )
+    .await;
+
     let (meta, _) = oss_object(&stack, "meta/described.txt")
         .await
         .expect("copied");
@@ -288,6 +327,11 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
     );
     assert_eq!(meta.content.content_language.as_deref(), Some("en"));
     assert_eq!(meta.content.cache_control.as_deref(), Some("max-age=60"));
+    assert_eq!(meta.content.content_encoding.as_deref(), Some("identity"));
+    assert_eq!(
+        meta.content.expires.as_deref(),
+        Some("Tue, 01 Jan 2030 00:00:00 GMT")
+    );
     assert_eq!(
         meta.user_metadata.get("owner").map(String::as_str),
         Some("ops")
@@ -296,7 +340,7 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
         meta.storage_class,
         transfer::oss::StorageClass::InfrequentAccess
     );
-    for key in ["sizes/12MiB", "sizes/multipart"] {
+    for key in ["sizes/100MiB", "sizes/multipart"] {
         let (meta, bytes) = oss_object(&stack, key).await.expect("copied");
         assert_eq!(meta.crc64, Some(transfer::crc64::checksum(&bytes)), "{key}");
     }
