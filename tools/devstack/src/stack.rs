@@ -559,6 +559,23 @@ impl Stack {
         Ok(serde_json::from_str(&text)?)
     }
 
+    /// How many multipart uploads are in progress in the emulator's `bucket`.
+    pub async fn emulator_pending_uploads(&self, bucket: &str) -> anyhow::Result<u64> {
+        let text = reqwest::get(format!(
+            "{}/_emulator/uploads/{bucket}",
+            self.emulator_endpoint
+        ))
+        .await
+        .context("GET /_emulator/uploads")?
+        .error_for_status()?
+        .text()
+        .await?;
+        let answer: serde_json::Value = serde_json::from_str(&text)?;
+        answer["pending"]
+            .as_u64()
+            .with_context(|| format!("GET /_emulator/uploads answered {text}"))
+    }
+
     /// Messages of the queue at `url` that are visible, in flight and delayed (SQS's
     /// approximate counts), summed.
     pub async fn queue_total(&self, url: &str) -> anyhow::Result<u64> {

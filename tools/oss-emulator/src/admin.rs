@@ -123,6 +123,13 @@ pub(crate) async fn handle(
             },
             Err(response) => response,
         },
+        ("GET", path) if path.starts_with("uploads/") => {
+            let bucket = &path["uploads/".len()..];
+            match state.store.with_bucket(bucket, |b| b.uploads.len()) {
+                Some(pending) => json(StatusCode::OK, &serde_json::json!({ "pending": pending })),
+                None => text(StatusCode::NOT_FOUND, &format!("no bucket {bucket:?}")),
+            }
+        }
         ("GET", "notifications") => json(StatusCode::OK, &state.notifier.targets()),
         ("PUT", "notifications") => match read::<Vec<NotificationTarget>>(body).await {
             Ok(targets) => {

@@ -411,6 +411,34 @@ async fn admin_api_reports_stats_sets_faults_and_resets() {
         .expect("body");
     let stats: serde_json::Value = serde_json::from_str(&stats).expect("json");
     assert_eq!(stats["requests"]["PutObject"], 1);
+    let pending =
+        |body: String| -> serde_json::Value { serde_json::from_str(&body).expect("json") };
+    let uploads = format!("{base}/uploads/{BUCKET}");
+    let count = admin
+        .get(&uploads)
+        .send()
+        .await
+        .expect("uploads")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(pending(count)["pending"], 0);
+    initiate(&client, "in-progress").await;
+    let count = admin
+        .get(&uploads)
+        .send()
+        .await
+        .expect("uploads")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(pending(count)["pending"], 1);
+    let missing = admin
+        .get(format!("{base}/uploads/no-such-bucket"))
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(missing.status(), 404);
     assert_eq!(stats["requests"]["GetObject"], 1);
     assert_eq!(stats["bytes_in"], 5);
     let rules = r#"[{"op":"PutObject","times":1,"fault":{"kind":"error","status":500,"code":"InternalError"}}]"#;
