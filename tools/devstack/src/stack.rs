@@ -302,18 +302,7 @@ impl Stack {
             batching_window: config.batching_window,
             poll_wait: Duration::from_secs(20),
         };
-        let pollers = functions
-            .iter()
-            .map(|f| {
-                tokio::spawn(run_poller(
-                    sqs.clone(),
-                    esm.clone(),
-                    f.clone(),
-                    stats.clone(),
-                    stopped.clone(),
-                ))
-            })
-            .collect();
+        let pollers = spawn_pollers(&sqs, &esm, &functions, &stats, &stopped);
         let reverse = if config.s3_to_oss {
             if config.separate_sqs {
                 bail!(
@@ -361,26 +350,10 @@ impl Stack {
     /// process.
     pub async fn shutdown(mut self) {
         let _ = self.stop.send(true);
-        for poller in std::mem::take(&mut self.pollers) {
-            let abort = poller.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(3), poller)
-                .await
-                .is_err()
-            {
-                abort.abort();
-            }
-        }
+        stop_pollers(std::mem::take(&mut self.pollers)).await;
         let mut functions = std::mem::take(&mut self.functions);
         if let Some(reverse) = &mut self.reverse {
-            for poller in std::mem::take(&mut reverse.pollers) {
-                let abort = poller.abort_handle();
-                if tokio::time::timeout(Duration::from_secs(3), poller)
-                    .await
-                    .is_err()
-                {
-                    abort.abort();
-                }
-            }
+            stop_pollers(std::mem::take(&mut reverse.pollers)).await;
             functions.append(&mut reverse.functions);
         }
         for function in functions {
@@ -636,6 +609,41 @@ impl Drop for Stack {
     }
 }
 
+/// One event source mapping poller per execution environment, on `esm`'s queue.
+fn spawn_pollers(
+    sqs: &aws_sdk_sqs::Client,
+    esm: &EsmSettings,
+    functions: &[Arc<FunctionInstance>],
+    stats: &Arc<EsmStats>,
+    stopped: &watch::Receiver<bool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    functions
+        .iter()
+        .map(|f| {
+            tokio::spawn(run_poller(
+                sqs.clone(),
+                esm.clone(),
+                f.clone(),
+                stats.clone(),
+                stopped.clone(),
+            ))
+        })
+        .collect()
+}
+
+/// Waits for each poller to finish its invocation (3 s at most), then stops it.
+async fn stop_pollers(pollers: Vec<tokio::task::JoinHandle<()>>) {
+    for poller in pollers {
+        let abort = poller.abort_handle();
+        if tokio::time::timeout(Duration::from_secs(3), poller)
+            .await
+            .is_err()
+        {
+            abort.abort();
+        }
+    }
+}
+
 /// Starts the S3 → OSS direction: its queues, the destination bucket's notification
 /// configuration (ObjectCreated and ObjectRemoved events to the queue, as the deployment
 /// configures them), its replicator environments and their pollers.
@@ -700,18 +708,7 @@ async fn start_reverse(
         queue_arn,
         ..forward_esm.clone()
     };
-    let pollers = functions
-        .iter()
-        .map(|f| {
-            tokio::spawn(run_poller(
-                sqs.clone(),
-                esm.clone(),
-                f.clone(),
-                stats.clone(),
-                stopped.clone(),
-            ))
-        })
-        .collect();
+    let pollers = spawn_pollers(sqs, &esm, &functions, &stats, stopped);
     Ok(Reverse {
         queue_url,
         dlq_url,

@@ -45,6 +45,53 @@ async fn put_s3(stack: &Stack, key: &str, body: Vec<u8>) -> String {
         .to_owned()
 }
 
+/// Uploads `body` to S3 in parts of 5 MiB and returns its ETag (composite: `…-N`). With
+/// `crc64_nvme` the upload asks for a full-object CRC-64/NVME, which S3 keeps for every new
+/// object and moto only when asked.
+async fn put_s3_in_parts(stack: &Stack, key: &str, body: &[u8], crc64_nvme: bool) -> String {
+    use aws_sdk_s3::types::{
+        ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart,
+    };
+    let (s3, bucket) = (stack.s3(), &stack.config().dst_bucket);
+    let mut create = s3.create_multipart_upload().bucket(bucket).key(key);
+    if crc64_nvme {
+        create = create
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::FullObject);
+    }
+    let upload = create.send().await.expect("created");
+    let upload_id = upload.upload_id().expect("an upload ID");
+    let mut parts = CompletedMultipartUpload::builder();
+    for (n, chunk) in (1..).zip(body.chunks(5 * MIB)) {
+        let part = s3
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(n)
+            .body(chunk.to_vec().into())
+            .send()
+            .await
+            .expect("a part");
+        let etag = part.e_tag().unwrap_or_default();
+        parts = parts.parts(CompletedPart::builder().part_number(n).e_tag(etag).build());
+    }
+    let completed = s3
+        .complete_multipart_upload()
+        .bucket(bucket)
+        .key(key)
+        .upload_id(upload_id)
+        .multipart_upload(parts.build())
+        .send()
+        .await
+        .expect("completed");
+    completed
+        .e_tag()
+        .unwrap_or_default()
+        .trim_matches('"')
+        .to_owned()
+}
+
 /// The OSS object's metadata and bytes, when it exists.
 async fn oss_object(stack: &Stack, key: &str) -> Option<(ObjectMeta, Vec<u8>)> {
     let oss = stack.oss_client().expect("an OSS client");
@@ -189,47 +236,7 @@ async fn objects_written_to_s3_arrive_in_oss_with_bytes_metadata_and_marker() {
     }
     // An object uploaded to S3 in parts: a composite ETag ("…-2").
     let multipart_body: Vec<u8> = (0..6 * MIB).map(|i| (i % 239).to_le_bytes()[0]).collect();
-    let upload = s3
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("sizes/multipart")
-        .send()
-        .await
-        .expect("created");
-    let upload_id = upload.upload_id().expect("an upload ID");
-    let mut parts = aws_sdk_s3::types::CompletedMultipartUpload::builder();
-    for (n, chunk) in (1..).zip(multipart_body.chunks(5 * MIB)) {
-        let part = s3
-            .upload_part()
-            .bucket(&bucket)
-            .key("sizes/multipart")
-            .upload_id(upload_id)
-            .part_number(n)
-            .body(chunk.to_vec().into())
-            .send()
-            .await
-            .expect("a part");
-        parts = parts.parts(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .e_tag(part.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    let completed = s3
-        .complete_multipart_upload()
-        .bucket(&bucket)
-        .key("sizes/multipart")
-        .upload_id(upload_id)
-        .multipart_upload(parts.build())
-        .send()
-        .await
-        .expect("completed");
-    let composite = completed
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned();
+    let composite = put_s3_in_parts(&stack, "sizes/multipart", &multipart_body, false).await;
     assert!(composite.ends_with("-2"), "{composite}");
     want.insert("sizes/multipart".into(), (multipart_body, composite));
 
@@ -549,51 +556,10 @@ async fn corrupt_reads_from_s3_and_corrupt_stores_in_oss_leave_nothing_wrong() {
         Some("GetObject"),
         testkit::s3_proxy::S3Fault::Corrupt { every: 100_000 },
     ));
-    let bucket = stack.config().dst_bucket.clone();
     // Checked by its full-object CRC-64/NVME, copied into OSS with a multipart upload. S3
     // keeps that checksum for every new object; moto only when the upload asks for it.
     let multipart: Vec<u8> = (0..7 * MIB).map(|i| (i % 233).to_le_bytes()[0]).collect();
-    let upload = stack
-        .s3()
-        .create_multipart_upload()
-        .bucket(&bucket)
-        .key("corrupt/multipart.bin")
-        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Crc64Nvme)
-        .checksum_type(aws_sdk_s3::types::ChecksumType::FullObject)
-        .send()
-        .await
-        .expect("created");
-    let upload_id = upload.upload_id().expect("an upload ID");
-    let mut parts = aws_sdk_s3::types::CompletedMultipartUpload::builder();
-    for (n, chunk) in (1..).zip(multipart.chunks(5 * MIB)) {
-        let part = stack
-            .s3()
-            .upload_part()
-            .bucket(&bucket)
-            .key("corrupt/multipart.bin")
-            .upload_id(upload_id)
-            .part_number(n)
-            .body(chunk.to_vec().into())
-            .send()
-            .await
-            .expect("a part");
-        parts = parts.parts(
-            aws_sdk_s3::types::CompletedPart::builder()
-                .part_number(n)
-                .e_tag(part.e_tag().unwrap_or_default())
-                .build(),
-        );
-    }
-    stack
-        .s3()
-        .complete_multipart_upload()
-        .bucket(&bucket)
-        .key("corrupt/multipart.bin")
-        .upload_id(upload_id)
-        .multipart_upload(parts.build())
-        .send()
-        .await
-        .expect("completed");
+    put_s3_in_parts(&stack, "corrupt/multipart.bin", &multipart, true).await;
     // Checked by the MD5 its ETag is (one PUT, no SSE-KMS), copied with one PUT.
     let single = b"a small object, checked by its ETag".repeat(100);
     put_s3(&stack, "corrupt/single.bin", single.clone()).await;

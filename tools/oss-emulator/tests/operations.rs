@@ -411,28 +411,16 @@ async fn admin_api_reports_stats_sets_faults_and_resets() {
         .expect("body");
     let stats: serde_json::Value = serde_json::from_str(&stats).expect("json");
     assert_eq!(stats["requests"]["PutObject"], 1);
-    let pending =
-        |body: String| -> serde_json::Value { serde_json::from_str(&body).expect("json") };
     let uploads = format!("{base}/uploads/{BUCKET}");
-    let count = admin
-        .get(&uploads)
-        .send()
-        .await
-        .expect("uploads")
-        .text()
-        .await
-        .expect("body");
-    assert_eq!(pending(count)["pending"], 0);
+    let pending = || async {
+        let body = admin.get(&uploads).send().await.expect("uploads");
+        let text = body.text().await.expect("body");
+        let answer: serde_json::Value = serde_json::from_str(&text).expect("json");
+        answer["pending"].clone()
+    };
+    assert_eq!(pending().await, 0);
     initiate(&client, "in-progress").await;
-    let count = admin
-        .get(&uploads)
-        .send()
-        .await
-        .expect("uploads")
-        .text()
-        .await
-        .expect("body");
-    assert_eq!(pending(count)["pending"], 1);
+    assert_eq!(pending().await, 1);
     let missing = admin
         .get(format!("{base}/uploads/no-such-bucket"))
         .send()
