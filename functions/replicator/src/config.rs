@@ -208,6 +208,10 @@ fn copy_settings(
     direction: Direction,
 ) -> Result<CopySettings, ConfigError> {
     let mut copy = CopySettings::new(env.required("DST_BUCKET")?);
+    if direction == Direction::S3ToOss {
+        // An OSS bucket: held to the bucket-name rules here, as OSS would refuse it later.
+        check_bucket("DST_BUCKET", &copy.dst_bucket)?;
+    }
     copy.source_buckets = source_buckets(env, direction)?;
     copy.src_prefix = env.optional("SRC_PREFIX").unwrap_or_default();
     copy.dst_prefix = env.optional("DST_PREFIX").unwrap_or_default();
@@ -367,9 +371,6 @@ fn source_buckets(
     }
     for bucket in &buckets {
         check_bucket(var, bucket)?;
-    }
-    if direction == Direction::S3ToOss {
-        check_bucket("DST_BUCKET", &env.required("DST_BUCKET")?)?;
     }
     Ok(buckets)
 }
