@@ -39,7 +39,7 @@ impl RetryPolicy {
 
     /// The backoff schedule (backon's): `base_delay` doubling up to `max_delay`, with jitter,
     /// for `max_attempts - 1` retries.
-    #[cfg(any(feature = "oss", feature = "sqs", feature = "engine"))]
+    #[cfg(any(feature = "oss", feature = "s3", feature = "sqs", feature = "engine"))]
     pub fn backoff(&self) -> backon::ExponentialBuilder {
         backon::ExponentialBuilder::default()
             .with_min_delay(self.base_delay)
@@ -50,14 +50,17 @@ impl RetryPolicy {
     }
 
     /// The delays before each retry, in order (jittered): `max_attempts - 1` of them.
-    #[cfg(any(feature = "oss", feature = "sqs", feature = "engine"))]
+    #[cfg(any(feature = "oss", feature = "s3", feature = "sqs", feature = "engine"))]
     pub fn delays(&self) -> impl Iterator<Item = Duration> + Send + use<> {
         use backon::BackoffBuilder as _;
         self.backoff().build()
     }
 }
 
-#[cfg(all(test, any(feature = "oss", feature = "sqs", feature = "engine")))]
+#[cfg(all(
+    test,
+    any(feature = "oss", feature = "s3", feature = "sqs", feature = "engine")
+))]
 mod tests {
     use backon::BackoffBuilder as _;
 

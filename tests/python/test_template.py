@@ -391,7 +391,8 @@ def test_s3_access_is_limited_to_the_destination_bucket_and_prefix(expanded):
         resources = [r.get("Fn::Sub") for r in as_list(statement["Resource"])]
         actions = set(as_list(statement["Action"]))
         if resources == [bucket]:
-            assert actions == {"s3:ListBucket"}, statement
+            # On the bucket itself: listing keys (for 404s) and one key's uploads, nothing else.
+            assert actions <= {"s3:ListBucket", "s3:ListBucketMultipartUploads"}, statement
         elif resources == [reports]:
             # Migration jobs' summaries and reports: written and read back, nothing else.
             assert actions == {"s3:PutObject", "s3:GetObject"}, statement
@@ -399,7 +400,14 @@ def test_s3_access_is_limited_to_the_destination_bucket_and_prefix(expanded):
             assert resources == [objects], statement
     granted = {a for s in s3_statements for a in as_list(s["Action"])}
     # HEAD is authorised by s3:GetObject; multipart upload and its parts by s3:PutObject.
-    assert {"s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"} <= granted
+    assert {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListMultipartUploadParts",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+    } <= granted
     assert "s3:PutObjectTagging" not in granted
 
 
@@ -464,6 +472,7 @@ SDK_OPERATION_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
     ("s3", "complete_multipart_upload"): ("s3:PutObject",),
     ("s3", "abort_multipart_upload"): ("s3:AbortMultipartUpload",),
     ("s3", "list_parts"): ("s3:ListMultipartUploadParts",),
+    ("s3", "list_multipart_uploads"): ("s3:ListBucketMultipartUploads",),
     # HEAD is authorised by s3:GetObject.
     ("s3", "head_object"): ("s3:GetObject",),
     ("s3", "get_object"): ("s3:GetObject",),

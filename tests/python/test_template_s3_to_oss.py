@@ -51,6 +51,7 @@ S3_SINK_OPERATIONS = {
     "complete_multipart_upload",
     "abort_multipart_upload",
     "list_parts",
+    "list_multipart_uploads",
     "delete_object",
 }
 

@@ -37,6 +37,26 @@ where
     StoreError::new(kind, operation, target(bucket, key), message).with_source(error)
 }
 
+/// Whether a failed request may still have taken effect: no answer arrived (the connection
+/// broke, the call timed out), the answer could not be read, or S3 answered 500, which its docs
+/// say may or may not have happened. A 4xx, or a 503 `SlowDown`, was refused.
+pub(super) fn may_have_taken_effect<E>(error: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            let status = service.raw().status().as_u16();
+            status >= 500
+                && classify(Some(status), service.err().code()) != StoreErrorKind::Throttled
+        }
+        _ => false,
+    }
+}
+
 /// Chooses the kind for an S3 error response from its status and code.
 pub(super) fn classify(status: Option<u16>, code: Option<&str>) -> StoreErrorKind {
     match code.unwrap_or("") {

@@ -61,11 +61,12 @@ use futures::StreamExt;
 pub use compat::S3Compat;
 use error::{sdk_error, target};
 
+use crate::retry::RetryPolicy;
 use crate::store::{
     ArchiveState, ContentHeaders, GetOutput, GetRequest, ListPage, ListRequest, ListedObject,
-    ObjectAttributes, ObjectKind, ObjectSource, ObjectStore, PartLimits, RestoreArchived,
-    RestoreRequest, RestoreStatus, RestoreTier, StorageClass, StoreError, StoreErrorKind,
-    Unsupported, unquote_etag,
+    ObjectAttributes, ObjectKind, ObjectSink, ObjectSource, ObjectStore, PartLimits,
+    RestoreArchived, RestoreRequest, RestoreStatus, RestoreTier, StorageClass, StoreError,
+    StoreErrorKind, Unsupported, unquote_etag,
 };
 
 /// The S3 client configuration this crate expects: derived from `sdk`, with path-style
@@ -114,7 +115,86 @@ impl S3Store {
     pub fn client(&self) -> &aws_sdk_s3::Client {
         &self.client
     }
+
+    /// The client's own retry settings as a [`RetryPolicy`], for the calls this store retries
+    /// itself.
+    fn sdk_retry_policy(&self) -> RetryPolicy {
+        let config = self.client.config().retry_config();
+        let standard = aws_sdk_s3::config::retry::RetryConfig::standard();
+        let config = config.unwrap_or(&standard);
+        RetryPolicy::new(
+            config.max_attempts(),
+            config.initial_backoff(),
+            config.max_backoff(),
+        )
+    }
+
+    /// Aborts the uploads of exactly `key` that S3 says were initiated at or after `since`
+    /// (less [`CLOCK_SLACK`], for the difference between this machine's clock and S3's): the
+    /// ones a CreateMultipartUpload sent at `since`, whose answer was lost, may have created.
+    /// Returns how many it aborted.
+    ///
+    /// An upload that another delivery of the same key created in the same seconds is aborted
+    /// too; that copy then fails with `NoSuchUpload` and is retried, which costs time but
+    /// never a wrong object. moto reports one fixed `Initiated` time for every upload, so on
+    /// [`S3Compat::Moto`] every upload of the key counts.
+    pub(crate) async fn abort_uploads_since(
+        &self,
+        bucket: &str,
+        key: &str,
+        since: std::time::SystemTime,
+    ) -> Result<usize, StoreError> {
+        let since = DateTime::<Utc>::from(since) - CLOCK_SLACK;
+        let mut markers: (Option<String>, Option<String>) = (None, None);
+        let mut aborted = 0;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(bucket)
+                .prefix(key)
+                .set_key_marker(markers.0.clone())
+                .set_upload_id_marker(markers.1.clone())
+                .send()
+                .await
+                .map_err(|e| sdk_error("ListMultipartUploads", bucket, Some(key), e))?;
+            for upload in page.uploads() {
+                let recent = match self.compat {
+                    S3Compat::Moto => true,
+                    S3Compat::Aws => upload
+                        .initiated()
+                        .and_then(to_chrono)
+                        .is_none_or(|initiated| initiated >= since),
+                };
+                let (Some(id), true) = (upload.upload_id(), upload.key() == Some(key) && recent)
+                else {
+                    continue;
+                };
+                self.abort_multipart_upload(bucket, key, id).await?;
+                tracing::warn!(
+                    bucket,
+                    key,
+                    upload_id = id,
+                    "aborted an upload that a CreateMultipartUpload whose answer was lost may have created"
+                );
+                aborted += 1;
+            }
+            let next = (
+                page.next_key_marker().map(str::to_owned),
+                page.next_upload_id_marker().map(str::to_owned),
+            );
+            if page.is_truncated() != Some(true) || next == markers || next.0.is_none() {
+                return Ok(aborted);
+            }
+            markers = next;
+        }
+    }
 }
+
+/// How far this machine's clock may be from S3's when it looks for uploads by their
+/// `Initiated` time. Lambda and S3 both keep NTP time; S3 refuses requests signed more than 15
+/// minutes off, but anything near that is a broken clock, not a difference to allow for.
+const CLOCK_SLACK: chrono::TimeDelta = chrono::TimeDelta::seconds(15);
 
 /// The neutral class of an S3 storage class.
 pub fn neutral_class(class: &S3Class) -> StorageClass {

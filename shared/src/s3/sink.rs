@@ -8,7 +8,7 @@ use aws_sdk_s3::types::{
 use bytes::Bytes;
 
 use super::compat::{ListPartsRootFix, S3Compat};
-use super::error::{sdk_error, target};
+use super::error::{may_have_taken_effect, sdk_error, target};
 use super::{S3Store, checksum_b64, s3_class};
 use crate::store::{
     BodyChecksums, CompletedPart, ConditionalWrites, Encryption, ObjectSink, PartInfo, PartLimits,
@@ -137,31 +137,64 @@ impl ObjectSink for S3Store {
         })
     }
 
+    /// S3 creates an upload for every CreateMultipartUpload it receives, so an attempt whose
+    /// answer is lost (the connection broke, the call timed out, a 500) may have left one that
+    /// nobody knows the ID of, and a blind retry would leave it open for good. So this call is
+    /// retried here rather than by the SDK, and after each such attempt the uploads it may have
+    /// created are found and aborted (see [`S3Store::abort_uploads_since`]).
     async fn create_multipart_upload(
         &self,
         bucket: &str,
         key: &str,
         request: &WriteRequest,
     ) -> Result<String, StoreError> {
-        let call = self
-            .client
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
-            .checksum_type(ChecksumType::FullObject);
-        let output = apply_write_request!(call, request)
-            .send()
-            .await
-            .map_err(|e| sdk_error("CreateMultipartUpload", bucket, Some(key), e))?;
-        output.upload_id().map(str::to_owned).ok_or_else(|| {
-            StoreError::new(
-                StoreErrorKind::InvalidResponse,
-                "CreateMultipartUpload",
-                target(bucket, Some(key)),
-                "the answer has no UploadId",
-            )
-        })
+        let mut delays = self.sdk_retry_policy().delays();
+        loop {
+            let started = std::time::SystemTime::now();
+            let call = self
+                .client
+                .create_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+                .checksum_type(ChecksumType::FullObject);
+            let result = apply_write_request!(call, request)
+                .customize()
+                .config_override(
+                    aws_sdk_s3::config::Builder::default()
+                        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            let sdk = match result {
+                Ok(output) => {
+                    return output.upload_id().map(str::to_owned).ok_or_else(|| {
+                        StoreError::new(
+                            StoreErrorKind::InvalidResponse,
+                            "CreateMultipartUpload",
+                            target(bucket, Some(key)),
+                            "the answer has no UploadId",
+                        )
+                    });
+                }
+                Err(e) => e,
+            };
+            let ambiguous = may_have_taken_effect(&sdk);
+            let error = sdk_error("CreateMultipartUpload", bucket, Some(key), sdk);
+            if ambiguous && let Err(cleanup) = self.abort_uploads_since(bucket, key, started).await
+            {
+                tracing::error!(
+                    bucket, key, error = %cleanup,
+                    "could not look for the upload a failed CreateMultipartUpload may have \
+                     created; the bucket's AbortIncompleteMultipartUpload rule must remove it"
+                );
+                return Err(error);
+            }
+            match delays.next() {
+                Some(delay) if error.is_retryable() => tokio::time::sleep(delay).await,
+                _ => return Err(error),
+            }
+        }
     }
 
     async fn upload_part(
