@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use devstack::chaos::{self, ChaosOptions};
-use devstack::demo::{self, DemoOptions};
+use devstack::demo::{self, DemoDirection, DemoOptions};
 use devstack::{Binaries, Profile, Stack, StackConfig};
 use tokio::sync::watch;
 
@@ -82,8 +82,22 @@ struct StackArgs {
     two_way: bool,
 }
 
+/// Which way the demo replicates.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum DirectionArg {
+    /// Objects written to the OSS emulator, copied into S3 (moto).
+    OssToS3,
+    /// Objects written to S3 (moto), copied into the OSS emulator by the replicator with
+    /// DIRECTION=s3-to-oss (the stack then runs both directions; the demo turns the OSS
+    /// trigger off, so nothing comes back).
+    S3ToOss,
+}
+
 #[derive(Debug, Args)]
 struct DemoArgs {
+    /// Which way to replicate.
+    #[arg(long, value_enum, default_value = "oss-to-s3")]
+    direction: DirectionArg,
     /// How many objects to upload.
     #[arg(long, default_value_t = 200)]
     objects: usize,
@@ -146,8 +160,12 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
     let stopped = || until_interrupted(interrupted.clone());
     let started = async {
         let mut config = stack_config(&cli.stack).await?;
-        if let Command::Chaos(_) = cli.command {
-            chaos::configure(&mut config);
+        match &cli.command {
+            Command::Chaos(_) => chaos::configure(&mut config),
+            Command::Demo(args) if matches!(args.direction, DirectionArg::S3ToOss) => {
+                config.s3_to_oss = true;
+            }
+            _ => {}
         }
         eprintln!(
             "devstack: starting the stack (logs in {})",
@@ -188,6 +206,10 @@ async fn run(cli: Cli, interrupted: watch::Receiver<bool>) -> anyhow::Result<Exi
         }
         Command::Demo(args) => {
             let options = DemoOptions {
+                direction: match args.direction {
+                    DirectionArg::OssToS3 => DemoDirection::OssToS3,
+                    DirectionArg::S3ToOss => DemoDirection::S3ToOss,
+                },
                 objects: args.objects,
                 max_size: args.max_size_mib * transfer::size::MIB,
                 timeout: Duration::from_secs(args.timeout),

@@ -677,3 +677,80 @@ async fn corrupt_reads_from_s3_and_corrupt_stores_in_oss_leave_nothing_wrong() {
     assert_eq!(meta.crc64, Some(transfer::crc64::checksum(&stored)));
     stack.shutdown().await;
 }
+
+/// `devstack demo --direction s3-to-oss` as a library call: a small data set written to S3
+/// with the AWS SDK, backfill and audit included, arrives verified in OSS; and its verifier
+/// notices an OSS object that differs from its S3 original.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_replicates_from_s3_into_oss_and_verifies_every_object() {
+    use devstack::demo::{self, DemoDirection, DemoOptions};
+
+    let stack = common::start(|c| {
+        c.s3_to_oss = true;
+        c.function_env = env();
+    })
+    .await;
+    let options = DemoOptions {
+        direction: DemoDirection::S3ToOss,
+        objects: 8,
+        max_size: 6 * transfer::size::MIB,
+        existing: 3,
+        timeout: Duration::from_secs(90),
+        ..DemoOptions::default()
+    };
+    let report = demo::run(&stack, &options).await.expect("the demo runs");
+    assert!(report.passed(), "{report}\n{}", stack.log_tails(25));
+    assert_eq!((report.objects, report.verified), (8, 8), "{report}");
+    assert!(report.esm.received >= 8, "{report}");
+    assert!(report.to_string().contains("demo: S3 -> OSS"), "{report}");
+    let audit = report.audit.as_ref().expect("an audit");
+    assert!(
+        audit.stdout.contains("up_to_date     11"),
+        "{}",
+        audit.stdout
+    );
+
+    // Independently of the verifier: an odd key's bytes in OSS are the bytes written to S3.
+    let objects = demo::dataset(&options);
+    let odd = objects
+        .iter()
+        .find(|o| !o.key.is_ascii())
+        .expect("the data set has a Unicode key");
+    let (_, bytes) = oss_object(&stack, &odd.key).await.expect("in OSS");
+    assert_eq!(bytes, odd.bytes());
+
+    // The verifier notices an OSS object whose bytes and marker are not the S3 object's.
+    let victim = objects
+        .iter()
+        .find(|o| o.size > 0)
+        .expect("a non-empty object");
+    let oss = stack.oss_client().expect("an OSS client");
+    oss.put_object(
+        &stack.config().oss_bucket,
+        &victim.key,
+        PutBody::from(vec![0u8; transfer::size::as_usize(victim.size)]),
+        &PutObjectOptions::default(),
+    )
+    .await
+    .expect("overwritten");
+    let uploaded = demo::Uploaded {
+        object: victim.clone(),
+        etag: "the S3 ETag".to_owned(),
+        crc64: transfer::crc64::checksum(&victim.bytes()),
+        completed_at: Instant::now(),
+    };
+    let problems = demo::verify_in_oss(
+        &oss,
+        &stack.config().oss_bucket,
+        &stack.config().dst_bucket,
+        &uploaded,
+    )
+    .await;
+    for wanted in ["CRC-64", "x-oss-hash-crc64ecma", "oss2s3-src-etag"] {
+        assert!(
+            problems.iter().any(|p| p.contains(wanted)),
+            "{wanted}: {problems:?}"
+        );
+    }
+    stack.shutdown().await;
+}

@@ -7,6 +7,7 @@ use std::process::Command;
 
 use anyhow::{Context as _, bail};
 
+use super::DemoDirection;
 use crate::stack::Stack;
 
 /// What one `oss2s3` run said.
@@ -44,11 +45,7 @@ pub(super) async fn seed_existing(stack: &Stack, count: usize, seed: u64) -> any
     let mut bytes = 0;
     for i in 0..count {
         // 1 KiB to about 24 MiB, so the backfill also makes multipart copies.
-        let size = if i % 10 == 9 {
-            (24 << 20) - i as u64
-        } else {
-            1024 * (1 + i as u64 * 37)
-        };
+        let size = super::dataset::existing_size(i);
         let body = serde_json::json!({
             "bucket": stack.config().oss_bucket,
             "key": format!("existing/{i:03} before the trigger.bin"),
@@ -111,20 +108,28 @@ pub async fn oss2s3(stack: &Stack, args: &[String]) -> anyhow::Result<std::proce
     Ok(output)
 }
 
-/// Runs `oss2s3 <command> oss://SRC/ s3://DST/ --job-id <job> --quiet <extra>...`; the report
-/// goes to the run directory (or where `extra` says).
+/// Runs `oss2s3 <command> oss://SRC/ s3://DST/ --job-id <job> --quiet <extra>...` (or
+/// `s3://DST/ oss://SRC/` in the S3 → OSS direction); the report goes to the run directory (or
+/// where `extra` says).
 pub(super) async fn run_cli(
     stack: &Stack,
+    direction: DemoDirection,
     command: &str,
     job: &str,
     extra: &[String],
 ) -> anyhow::Result<CliRun> {
     let config = stack.config();
     let reports = stack.run_dir().join("oss2s3-reports");
+    let oss = format!("oss://{}/", config.oss_bucket);
+    let s3 = format!("s3://{}/", config.dst_bucket);
+    let (from, to) = match direction {
+        DemoDirection::OssToS3 => (oss, s3),
+        DemoDirection::S3ToOss => (s3, oss),
+    };
     let mut args = vec![
         command.to_owned(),
-        format!("oss://{}/", config.oss_bucket),
-        format!("s3://{}/", config.dst_bucket),
+        from,
+        to,
         "--job-id".to_owned(),
         job.to_owned(),
         "--quiet".to_owned(),

@@ -182,6 +182,16 @@ pub fn dataset(options: &DemoOptions) -> Vec<DemoObject> {
     objects
 }
 
+/// The size of the `i`-th pre-existing object: 1 KiB and up, with every tenth at 24 MiB, so
+/// that the backfill makes multipart copies too.
+pub(super) fn existing_size(i: usize) -> u64 {
+    if i % 10 == 9 {
+        (24 << 20) - i as u64
+    } else {
+        1024 * (1 + i as u64 * 37)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! The demo: a realistic data set uploaded through the OSS emulator with the signed client,
 //! waited for in S3, and verified object by object (bytes by CRC-64, content headers, user
-//! metadata, the replication marker), ending in a summary table.
+//! metadata, the replication marker), ending in a summary table. With
+//! [`DemoDirection::S3ToOss`] the same data set goes the other way (see `reverse`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -15,12 +16,13 @@ use transfer::oss::signer::SignableRequest;
 use transfer::oss::{
     CompleteOptions, CompletedPart, Credentials, OssClient, OssSigner, PutBody, PutObjectOptions,
 };
-use transfer::replicate::{MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE};
+use transfer::replicate::{MARKER_CRC64, MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE, source_url};
 use transfer::store::ContentHeaders;
 
 mod backfill;
 mod dataset;
 mod report;
+mod reverse;
 mod upload;
 mod verify;
 
@@ -29,17 +31,49 @@ pub(crate) use dataset::Rng;
 pub use dataset::{DemoObject, UploadKind, dataset};
 pub use report::{DemoReport, FunctionMetrics, function_metrics, percentile};
 pub use upload::{Appender, Uploaded, upload};
-use verify::{Arrivals, watch_arrivals};
-pub use verify::{Mismatch, verify};
+use verify::{Arrivals, list_oss, list_s3, watch_arrivals};
+pub use verify::{Mismatch, verify, verify_in_oss};
 
 use crate::esm::EsmCounts;
 use crate::stack::Stack;
 
 use transfer::size::MIB;
 
+/// Which way the demo replicates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoDirection {
+    /// Objects written to OSS, copied into S3 (the OSS trigger, the forwarder, the replicator).
+    #[default]
+    OssToS3,
+    /// Objects written to S3, copied into OSS (S3's event notifications, the replicator with
+    /// `DIRECTION=s3-to-oss`); the stack must run that direction
+    /// ([`crate::StackConfig::s3_to_oss`]).
+    S3ToOss,
+}
+
+impl DemoDirection {
+    /// The side written to, as the report names it.
+    pub fn source(self) -> &'static str {
+        match self {
+            Self::OssToS3 => "OSS",
+            Self::S3ToOss => "S3",
+        }
+    }
+
+    /// The side copied into.
+    pub fn destination(self) -> &'static str {
+        match self {
+            Self::OssToS3 => "S3",
+            Self::S3ToOss => "OSS",
+        }
+    }
+}
+
 /// What the demo uploads and how long it waits.
 #[derive(Debug, Clone)]
 pub struct DemoOptions {
+    /// Which way it replicates.
+    pub direction: DemoDirection,
     /// How many objects (at least 4 gives every upload kind).
     pub objects: usize,
     /// The largest object, in bytes.
@@ -59,6 +93,7 @@ impl Default for DemoOptions {
     /// 200 objects from 0 B to 64 MiB, ten minutes to replicate, four uploads at once.
     fn default() -> Self {
         Self {
+            direction: DemoDirection::OssToS3,
             objects: 200,
             max_size: 64 * MIB,
             timeout: Duration::from_mins(10),
@@ -71,6 +106,13 @@ impl Default for DemoOptions {
 
 /// Runs the demo against `stack`: upload, wait, verify, report.
 pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoReport> {
+    match options.direction {
+        DemoDirection::OssToS3 => Box::pin(run_oss_to_s3(stack, options)).await,
+        DemoDirection::S3ToOss => Box::pin(reverse::run(stack, options)).await,
+    }
+}
+
+async fn run_oss_to_s3(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoReport> {
     let objects = dataset(options);
     let config = stack.config();
     let bucket = config.oss_bucket.clone();
@@ -101,7 +143,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
             "--report".to_owned(),
             format!("s3://{}/oss2s3-jobs/", config.dst_bucket),
         ];
-        let run = backfill::run_cli(stack, "sync", "backfill", &queued).await?;
+        let run = backfill::run_cli(stack, options.direction, "sync", "backfill", &queued).await?;
         eprintln!("demo: {}", run.headline());
         Some(run)
     } else {
@@ -110,9 +152,9 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
     let started = Instant::now();
     let deadline = started + options.timeout;
     let arrivals = Arrivals::default();
+    let (s3, dst_bucket) = (stack.s3().clone(), config.dst_bucket.clone());
     let watcher = tokio::spawn(watch_arrivals(
-        stack.s3().clone(),
-        config.dst_bucket.clone(),
+        move || list_s3(s3.clone(), dst_bucket.clone()),
         expected,
         arrivals.clone(),
         deadline,
@@ -181,8 +223,14 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
         .collect();
     let audit = if options.existing > 0 {
         eprintln!("demo: auditing both buckets with oss2s3 verify");
-        let run =
-            backfill::run_cli(stack, "verify", "verify", &["--allow-extra".to_owned()]).await?;
+        let run = backfill::run_cli(
+            stack,
+            options.direction,
+            "verify",
+            "verify",
+            &["--allow-extra".to_owned()],
+        )
+        .await?;
         print!("{}", run.stdout);
         Some(run)
     } else {
@@ -191,6 +239,7 @@ pub async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<DemoRep
     let (dlq_visible, dlq_in_flight) = stack.queue_depth(stack.dlq_url()).await?;
     let (queue_visible, queue_in_flight) = stack.queue_depth(stack.queue_url()).await?;
     Ok(DemoReport {
+        direction: options.direction,
         objects: uploaded.len(),
         verified,
         bytes,

@@ -52,17 +52,19 @@ pub fn function_metrics(logs: &[std::path::PathBuf]) -> FunctionMetrics {
 /// The outcome of a demo run.
 #[derive(Debug, Clone)]
 pub struct DemoReport {
+    /// Which way the demo replicated.
+    pub direction: DemoDirection,
     /// Objects uploaded.
     pub objects: usize,
-    /// Objects that reached S3 and passed verification.
+    /// Objects that reached the destination and passed verification.
     pub verified: usize,
     /// Bytes uploaded.
     pub bytes: u64,
     /// Time spent uploading.
     pub upload_time: Duration,
-    /// From the first upload to the last object's arrival in S3.
+    /// From the first upload to the last object's arrival in the destination.
     pub total_time: Duration,
-    /// Upload completion to first sight in S3, per object that arrived.
+    /// Upload completion to first sight in the destination, per object that arrived.
     pub latencies: Vec<Duration>,
     /// Objects that never arrived within the timeout.
     pub missing: Vec<String>,
@@ -74,7 +76,7 @@ pub struct DemoReport {
     pub esm: EsmCounts,
     /// Messages in the DLQ (visible + in flight).
     pub dlq_depth: u64,
-    /// Messages left in the task queue (visible + in flight).
+    /// Messages left in the task or event queue (visible + in flight).
     pub queue_depth: u64,
     /// The backfill of the objects that were there before replication (`oss2s3 sync`).
     pub backfill: Option<super::CliRun>,
@@ -122,6 +124,7 @@ fn secs(d: Option<Duration>) -> String {
 impl fmt::Display for DemoReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mib = self.bytes as f64 / MIB as f64;
+        let (src, dst) = (self.direction.source(), self.direction.destination());
         let throughput = mib / self.total_time.as_secs_f64().max(0.001);
         let rows = [
             (
@@ -133,7 +136,7 @@ impl fmt::Display for DemoReport {
             (
                 "end to end",
                 format!(
-                    "{} (first upload to last object in S3)",
+                    "{} (first upload to last object in {dst})",
                     secs(Some(self.total_time))
                 ),
             ),
@@ -141,7 +144,7 @@ impl fmt::Display for DemoReport {
             (
                 "latency p50/p95/p99",
                 format!(
-                    "{} / {} / {}  (max {}; OSS event -> copy done, per replicator)",
+                    "{} / {} / {}  (max {}; {src} event -> copy done, per replicator)",
                     secs(percentile(&self.function.latencies, 50.0)),
                     secs(percentile(&self.function.latencies, 95.0)),
                     secs(percentile(&self.function.latencies, 99.0)),
@@ -151,7 +154,7 @@ impl fmt::Display for DemoReport {
             (
                 "observed p50/p95/p99",
                 format!(
-                    "{} / {} / {}  (max {}; upload done -> listed in S3)",
+                    "{} / {} / {}  (max {}; upload done -> listed in {dst})",
                     secs(self.percentile(50.0)),
                     secs(self.percentile(95.0)),
                     secs(self.percentile(99.0)),
@@ -182,7 +185,7 @@ impl fmt::Display for DemoReport {
                 ),
             ),
             ("DLQ", format!("{} messages", self.dlq_depth)),
-            ("task queue left", format!("{} messages", self.queue_depth)),
+            ("queue left", format!("{} messages", self.queue_depth)),
             (
                 "event source mapping",
                 format!(
@@ -229,7 +232,8 @@ impl fmt::Display for DemoReport {
             .unwrap_or(0);
         let line = format!("+{}+{}+", "-".repeat(22), "-".repeat(width + 2));
         writeln!(f, "{line}")?;
-        writeln!(f, "| {:<20} | {:<width$} |", "oss2s3 demo", "summary")?;
+        let title = format!("demo: {src} -> {dst}");
+        writeln!(f, "| {title:<20} | {:<width$} |", "summary")?;
         writeln!(f, "{line}")?;
         for (name, value) in &rows {
             writeln!(f, "| {name:<20} | {value:<width$} |")?;
@@ -257,6 +261,7 @@ mod tests {
     #[test]
     fn percentiles_use_the_nearest_rank() {
         let report = DemoReport {
+            direction: DemoDirection::OssToS3,
             objects: 0,
             verified: 0,
             bytes: 0,
