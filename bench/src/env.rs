@@ -265,6 +265,112 @@ impl Stack {
         Ok(())
     }
 
+    /// Writes `size` bytes of [`pattern`] to `s3://bucket/key` as a multipart upload of 64 MiB
+    /// parts, generated part by part (memory stays at one part).
+    pub(crate) async fn put_s3_pattern(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+    ) -> anyhow::Result<()> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        const PART: u64 = 64 << 20;
+        let upload = self
+            .s3
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("CreateMultipartUpload s3://{bucket}/{key}"))?;
+        let upload_id = upload.upload_id().context("no UploadId")?;
+        let mut parts = CompletedMultipartUpload::builder();
+        for (n, first) in (1..).zip((0..size.max(1)).step_by(usize::try_from(PART)?)) {
+            let data = pattern(PART.min(size - first), first / PART + 1);
+            let part = self
+                .s3
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(n)
+                .body(data.into())
+                .send()
+                .await
+                .with_context(|| format!("UploadPart {n} of s3://{bucket}/{key}"))?;
+            parts = parts.parts(
+                CompletedPart::builder()
+                    .part_number(n)
+                    .set_e_tag(part.e_tag().map(str::to_owned))
+                    .build(),
+            );
+        }
+        self.s3
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(parts.build())
+            .send()
+            .await
+            .with_context(|| format!("CompleteMultipartUpload s3://{bucket}/{key}"))?;
+        Ok(())
+    }
+
+    /// The ETag of `s3://bucket/key`, as S3 reports it (quoted).
+    pub(crate) async fn s3_etag(&self, bucket: &str, key: &str) -> anyhow::Result<String> {
+        let head = self
+            .s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("HeadObject s3://{bucket}/{key}"))?;
+        Ok(head.e_tag().unwrap_or_default().to_owned())
+    }
+
+    /// Deletes `s3://bucket/key`.
+    pub(crate) async fn delete_s3(&self, bucket: &str, key: &str) -> anyhow::Result<()> {
+        self.s3
+            .delete_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .with_context(|| format!("DeleteObject s3://{bucket}/{key}"))?;
+        Ok(())
+    }
+
+    /// Checks that `oss://bucket/key` in the emulator holds `size` bytes, then deletes it.
+    pub(crate) async fn check_and_delete_in_oss(
+        &self,
+        bucket: &str,
+        key: &str,
+        size: u64,
+    ) -> anyhow::Result<()> {
+        use transfer::oss::{AddressingStyle, Endpoint, OssClient, OssConfig};
+        let oss = OssClient::new(
+            OssConfig::new("cn-hangzhou")
+                .with_endpoint(Endpoint::Custom(self.oss_endpoint.clone()))
+                .with_addressing(AddressingStyle::PathStyle),
+            Credentials::new(OSS_KEYS.0, OSS_KEYS.1),
+        )?;
+        let got = oss
+            .head_object(bucket, key)
+            .await
+            .with_context(|| format!("HeadObject oss://{bucket}/{key}"))?
+            .size;
+        ensure!(
+            got == size,
+            "oss://{bucket}/{key} holds {got} bytes, expected {size}"
+        );
+        oss.delete_object(bucket, key)
+            .await
+            .with_context(|| format!("DeleteObject oss://{bucket}/{key}"))?;
+        Ok(())
+    }
+
     /// How many objects a bucket holds, and their total size.
     pub(crate) async fn count_objects(&self, bucket: &str) -> anyhow::Result<(usize, u64)> {
         let mut pages = self

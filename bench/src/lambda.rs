@@ -29,6 +29,9 @@ pub(crate) struct ReplicatorEnv {
     pub(crate) s3_access_key: String,
     /// S3 secret.
     pub(crate) s3_secret_key: String,
+    /// The S3 source bucket, for the S3 → OSS direction (`DIRECTION=s3-to-oss`, copying into
+    /// the OSS bucket `dst_bucket`); `None` copies from the emulator's bucket into S3.
+    pub(crate) s3_source: Option<String>,
     /// Extra variables (`PART_SIZE_MIB`, …).
     pub(crate) extra: Vec<(String, String)>,
     /// A program (with arguments) to run the binary under, e.g. valgrind; empty for none.
@@ -68,7 +71,6 @@ impl Function {
             ("AWS_ENDPOINT_URL_SECRETS_MANAGER", aws.url()),
             ("OSS_REGION", "cn-hangzhou".to_owned()),
             ("OSS_ENDPOINT", env.oss_endpoint.clone()),
-            ("OSS_BUCKET", crate::env::SRC_BUCKET.to_owned()),
             ("OSS_SECRET_ID", "bench-oss-keys".to_owned()),
             ("DST_BUCKET", env.dst_bucket.clone()),
             ("QUEUE_URL", aws.queue_url("000000000000", "bench-tasks")),
@@ -76,6 +78,14 @@ impl Function {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        let source = match &env.s3_source {
+            Some(bucket) => vec![
+                ("DIRECTION", "s3-to-oss".to_owned()),
+                ("SRC_BUCKET", bucket.clone()),
+            ],
+            None => vec![("OSS_BUCKET", crate::env::SRC_BUCKET.to_owned())],
+        };
+        vars.extend(source.into_iter().map(|(k, v)| (k.to_owned(), v)));
         vars.extend(env.extra.iter().cloned());
         let spec = FunctionSpec {
             name: "replicator".to_owned(),

@@ -49,7 +49,8 @@ pub(crate) struct RunArgs {
     /// The `s3s-fs` binary; without it the S3 sink is moto (only sensible with `--quick`).
     #[arg(long)]
     s3s_fs: Option<PathBuf>,
-    /// Only these measurements (comma-separated: p1,p2,p3,p4,p5,p7,p8).
+    /// Only these measurements (comma-separated: p1,p2,p1r,p2r,p3,p4,p5,p7,p8,p9; P1R and P2R
+    /// are P1 and P2 from S3 into OSS).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Scratch space for objects and logs.

@@ -1,7 +1,8 @@
 //! The raw pipe: the ceiling the copy engine is measured against. Ranged GETs from OSS, each
-//! part buffered and sent as UploadPart to S3, with the same part size and parts in flight as the
-//! engine, and nothing else: no HEADs, no CRCs, no SDK, only the signatures the servers demand
-//! (OSS V4 from `transfer`'s signer, S3 SigV4 with `UNSIGNED-PAYLOAD`).
+//! part buffered and sent as UploadPart to S3 (or, with `--from-s3`, from S3 to OSS), with the
+//! same part size and parts in flight as the engine, and nothing else: no HEADs, no CRCs, no
+//! SDK, only the signatures the servers demand (OSS V4 from `transfer`'s signer, S3 SigV4 with
+//! `UNSIGNED-PAYLOAD`).
 
 use std::fmt::Write as _;
 use std::time::Instant;
@@ -58,6 +59,9 @@ pub(crate) struct RawPipeArgs {
     /// Parts in flight.
     #[arg(long)]
     concurrency: usize,
+    /// Copy the other way: the source bucket and key are in S3, the destination in OSS.
+    #[arg(long)]
+    from_s3: bool,
 }
 
 /// Copies the object and prints `{"bytes":…,"seconds":…,"cpu_seconds":…,"peak_rss":…}`.
@@ -111,8 +115,13 @@ struct Pipe {
 }
 
 impl Pipe {
-    fn s3_request(&self, method: &str, query: &[(&str, &str)]) -> reqwest::RequestBuilder {
-        let path = S3Signer::path(&self.args.dst_bucket, &self.args.dst_key);
+    fn s3_request(
+        &self,
+        method: &str,
+        (bucket, key): (&str, &str),
+        query: &[(&str, &str)],
+    ) -> reqwest::RequestBuilder {
+        let path = S3Signer::path(bucket, key);
         let query = S3Signer::query(query);
         let headers = self
             .s3_signer
@@ -126,8 +135,62 @@ impl Pipe {
         request
     }
 
+    fn oss_request(
+        &self,
+        method: &str,
+        (bucket, key): (&str, &str),
+        query: &[(&str, &str)],
+        mut headers: HeaderMap,
+    ) -> reqwest::RequestBuilder {
+        let query: Vec<(String, String)> = query
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let request = SignableRequest {
+            method,
+            bucket: Some(bucket),
+            key: Some(key),
+            query: &query,
+            headers: &HeaderMap::new(),
+        };
+        self.oss_signer.sign(
+            &self.oss_credentials,
+            request,
+            &mut headers,
+            &[],
+            chrono::Utc::now(),
+        );
+        let mut url = format!(
+            "{}/{bucket}/{}",
+            self.args.oss_endpoint.trim_end_matches('/'),
+            transfer::encoding::encode_path(key)
+        );
+        for (i, (name, value)) in query.iter().enumerate() {
+            let sep = if i == 0 { '?' } else { '&' };
+            let _ = write!(url, "{sep}{name}");
+            if !value.is_empty() {
+                let _ = write!(url, "={}", transfer::encoding::encode_path(value));
+            }
+        }
+        let method = http::Method::from_bytes(method.as_bytes()).unwrap_or(http::Method::GET);
+        self.http.request(method, url).headers(headers)
+    }
+
+    fn src(&self) -> (&str, &str) {
+        (&self.args.src_bucket, &self.args.src_key)
+    }
+
+    fn dst(&self) -> (&str, &str) {
+        (&self.args.dst_bucket, &self.args.dst_key)
+    }
+
     async fn create(&self) -> anyhow::Result<String> {
-        let response = self.s3_request("POST", &[("uploads", "")]).send().await?;
+        let request = if self.args.from_s3 {
+            self.oss_request("POST", self.dst(), &[("uploads", "")], HeaderMap::new())
+        } else {
+            self.s3_request("POST", self.dst(), &[("uploads", "")])
+        };
+        let response = request.send().await?;
         let status = response.status();
         let text = response.text().await?;
         ensure!(
@@ -147,14 +210,16 @@ impl Pipe {
             body.len()
         );
         let number_text = number.to_string();
-        let response = self
-            .s3_request(
-                "PUT",
-                &[("partNumber", &number_text), ("uploadId", upload_id)],
-            )
-            .body(body)
-            .send()
-            .await?;
+        let query = [
+            ("partNumber", number_text.as_str()),
+            ("uploadId", upload_id),
+        ];
+        let request = if self.args.from_s3 {
+            self.oss_request("PUT", self.dst(), &query, HeaderMap::new())
+        } else {
+            self.s3_request("PUT", self.dst(), &query)
+        };
+        let response = request.body(body).send().await?;
         let status = response.status();
         let etag = response
             .headers()
@@ -167,30 +232,16 @@ impl Pipe {
     }
 
     async fn get_range(&self, first: u64, last: u64) -> anyhow::Result<Bytes> {
-        let mut headers = HeaderMap::new();
-        headers.insert("range", format!("bytes={first}-{last}").parse()?);
-        let request = SignableRequest {
-            method: "GET",
-            bucket: Some(&self.args.src_bucket),
-            key: Some(&self.args.src_key),
-            query: &[],
-            headers: &HeaderMap::new(),
+        let range = format!("bytes={first}-{last}");
+        let request = if self.args.from_s3 {
+            self.s3_request("GET", self.src(), &[])
+                .header("range", range)
+        } else {
+            let mut headers = HeaderMap::new();
+            headers.insert("range", range.parse()?);
+            self.oss_request("GET", self.src(), &[], headers)
         };
-        let mut signed = headers.clone();
-        self.oss_signer.sign(
-            &self.oss_credentials,
-            request,
-            &mut signed,
-            &[],
-            chrono::Utc::now(),
-        );
-        let url = format!(
-            "{}/{}/{}",
-            self.args.oss_endpoint.trim_end_matches('/'),
-            self.args.src_bucket,
-            self.args.src_key
-        );
-        let response = self.http.get(url).headers(signed).send().await?;
+        let response = request.send().await?;
         let status = response.status();
         if status != reqwest::StatusCode::PARTIAL_CONTENT {
             bail!(
@@ -211,11 +262,13 @@ impl Pipe {
             );
         }
         xml.push_str("</CompleteMultipartUpload>");
-        let response = self
-            .s3_request("POST", &[("uploadId", upload_id)])
-            .body(xml)
-            .send()
-            .await?;
+        let query = [("uploadId", upload_id)];
+        let request = if self.args.from_s3 {
+            self.oss_request("POST", self.dst(), &query, HeaderMap::new())
+        } else {
+            self.s3_request("POST", self.dst(), &query)
+        };
+        let response = request.body(xml).send().await?;
         let status = response.status();
         let text = response.text().await?;
         ensure!(

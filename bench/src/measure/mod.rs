@@ -239,9 +239,29 @@ async fn measure_all(
     huge: bool,
 ) -> anyhow::Result<()> {
     if p12 {
-        throughput::throughput_and_memory(args, plan, stack, report, huge)
+        let way = (throughput::Way::OssToS3, huge);
+        throughput::throughput_and_memory(args, plan, stack, report, way)
             .await
             .context("P1/P2")?;
+    }
+    if args.wants("p1r") || args.wants("p2r") {
+        // The S3 source, the emulator's parts and its assembled object, the S3 server's parts
+        // while the source is written, plus slack.
+        let need = plan.huge * 4 + plan.large * 2 + GIB;
+        let free = free_bytes(&stack.work).unwrap_or(0);
+        let huge = args.wants("p2r") && free >= need;
+        if args.wants("p2r") && !huge {
+            report.note(format!(
+                "P2R {} object skipped: {:.1} GiB free, {:.1} GiB needed",
+                human(plan.huge),
+                free as f64 / GIB as f64,
+                need as f64 / GIB as f64
+            ));
+        }
+        let way = (throughput::Way::S3ToOss, huge);
+        throughput::throughput_and_memory(args, plan, stack, report, way)
+            .await
+            .context("P1R/P2R")?;
     }
     if args.wants("p3") {
         small_objects::small_object_rate(args, plan, stack, report)
@@ -292,6 +312,7 @@ fn replicator_env(stack: &Stack, dst_bucket: &str, s3_endpoint: Option<String>) 
         dst_bucket: dst_bucket.to_owned(),
         s3_access_key: S3_KEYS.0.into(),
         s3_secret_key: S3_KEYS.1.into(),
+        s3_source: None,
         extra: Vec::new(),
         wrapper: Vec::new(),
     }
