@@ -347,29 +347,40 @@ impl OssClient {
         call: &Call<'_>,
         body: Option<Bytes>,
     ) -> Result<(StatusCode, HeaderMap, Bytes), OssError> {
-        let timeout = self.inner.config.request_timeout;
         self.authorized(call, true, |credentials| {
             let body = body.clone();
             async move {
-                with_retries(&self.inner.config.retry, || async {
-                    let send_body = match &body {
-                        Some(b) => SendBody::Small(b.clone()),
-                        None => SendBody::None,
-                    };
-                    let response = self
-                        .send(call, &credentials, send_body, Some(timeout))
-                        .await?;
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    let bytes = response.bytes().await.map_err(|e| {
-                        OssError::from_transport(call.operation, call.bucket, call.key, e)
-                    })?;
-                    Ok((status, headers, bytes))
+                with_retries(&self.inner.config.retry, || {
+                    self.simple_once(call, &credentials, body.clone())
                 })
                 .await
             }
         })
         .await
+    }
+
+    /// One attempt of [`simple`](Self::simple): sends the request and reads the whole response.
+    pub(super) async fn simple_once(
+        &self,
+        call: &Call<'_>,
+        credentials: &Credentials,
+        body: Option<Bytes>,
+    ) -> Result<(StatusCode, HeaderMap, Bytes), OssError> {
+        let send_body = match body {
+            Some(b) => SendBody::Small(b),
+            None => SendBody::None,
+        };
+        let timeout = self.inner.config.request_timeout;
+        let response = self
+            .send(call, credentials, send_body, Some(timeout))
+            .await?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| OssError::from_transport(call.operation, call.bucket, call.key, e))?;
+        Ok((status, headers, bytes))
     }
 
     /// Sends an upload; replayable bodies are retried, streams are sent once. Checks the CRC-64

@@ -56,4 +56,4 @@ pub use request::{
     UploadPartOutput,
 };
 #[cfg(feature = "oss")]
-pub use xml::{ListObjectsPage, ListedObject, RestoreTier, UploadedPart};
+pub use xml::{ListObjectsPage, ListedObject, PendingUpload, RestoreTier, UploadedPart};

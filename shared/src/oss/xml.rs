@@ -231,6 +231,77 @@ pub(crate) fn parse_list_parts(body: &str) -> Result<ListPartsPage, String> {
     })
 }
 
+/// A multipart upload in progress, from `ListMultipartUploads`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingUpload {
+    /// The key, decoded.
+    pub key: String,
+    /// The upload ID.
+    pub upload_id: String,
+    /// When it was initiated, when OSS said.
+    pub initiated: Option<DateTime<Utc>>,
+}
+
+/// One page of `ListMultipartUploads`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct ListUploadsPage {
+    pub(crate) uploads: Vec<PendingUpload>,
+    pub(crate) is_truncated: bool,
+    pub(crate) next_key_marker: Option<String>,
+    pub(crate) next_upload_id_marker: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ListUploadsXml {
+    #[serde(default)]
+    upload: Vec<UploadXml>,
+    #[serde(default)]
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_upload_id_marker: Option<String>,
+    encoding_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UploadXml {
+    key: String,
+    upload_id: String,
+    initiated: Option<String>,
+}
+
+/// Parses a `ListMultipartUploadsResult`, decoding keys and the key marker when
+/// `EncodingType` is `url`.
+pub(crate) fn parse_list_uploads(body: &str) -> Result<ListUploadsPage, String> {
+    let xml: ListUploadsXml =
+        quick_xml::de::from_str(body).map_err(|e| format!("ListMultipartUploadsResult: {e}"))?;
+    let encoded = xml
+        .encoding_type
+        .as_deref()
+        .is_some_and(|e| e.eq_ignore_ascii_case("url"));
+    let decode =
+        |s: String| -> Result<String, String> { if encoded { url_decode(&s) } else { Ok(s) } };
+    let mut uploads = Vec::with_capacity(xml.upload.len());
+    for u in xml.upload {
+        uploads.push(PendingUpload {
+            key: decode(u.key)?,
+            upload_id: u.upload_id,
+            initiated: u.initiated.as_deref().and_then(parse_time),
+        });
+    }
+    Ok(ListUploadsPage {
+        uploads,
+        is_truncated: xml.is_truncated,
+        next_key_marker: xml
+            .next_key_marker
+            .filter(|m| !m.is_empty())
+            .map(decode)
+            .transpose()?,
+        next_upload_id_marker: xml.next_upload_id_marker.filter(|m| !m.is_empty()),
+    })
+}
+
 /// The body of CompleteMultipartUpload: the parts in ascending order with their ETags.
 pub(crate) fn complete_body(parts: &[(u32, String)]) -> String {
     let mut sorted: Vec<&(u32, String)> = parts.iter().collect();
@@ -286,6 +357,49 @@ pub(crate) fn restore_body(days: u32, tier: Option<RestoreTier>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn list_uploads_decodes_keys_and_markers() {
+        let page = parse_list_uploads(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListMultipartUploadsResult>
+  <Bucket>b</Bucket>
+  <EncodingType>url</EncodingType>
+  <KeyMarker></KeyMarker>
+  <UploadIdMarker></UploadIdMarker>
+  <NextKeyMarker>a%20b%2B</NextKeyMarker>
+  <NextUploadIdMarker>0004B999EF5A239BB9138C6227D6****</NextUploadIdMarker>
+  <MaxUploads>2</MaxUploads>
+  <IsTruncated>true</IsTruncated>
+  <Upload>
+    <Key>a%20b%2B</Key>
+    <UploadId>0004B999EF5A239BB9138C6227D6****</UploadId>
+    <Initiated>2012-02-23T04:18:23.000Z</Initiated>
+  </Upload>
+  <Upload>
+    <Key>%E6%96%87</Key>
+    <UploadId>0004B999EF5A239BB9138C6227D7****</UploadId>
+  </Upload>
+</ListMultipartUploadsResult>"#,
+        )
+        .expect("parses");
+        assert!(page.is_truncated);
+        assert_eq!(page.next_key_marker.as_deref(), Some("a b+"));
+        assert_eq!(
+            page.next_upload_id_marker.as_deref(),
+            Some("0004B999EF5A239BB9138C6227D6****")
+        );
+        assert_eq!(page.uploads.len(), 2);
+        assert_eq!(page.uploads[0].key, "a b+");
+        assert_eq!(
+            page.uploads[0].initiated.map(|t| t.timestamp()),
+            Some(1_329_970_703)
+        );
+        assert_eq!(page.uploads[1].key, "文");
+        assert_eq!(page.uploads[1].initiated, None);
+        let empty = parse_list_uploads("<ListMultipartUploadsResult/>").expect("parses");
+        assert!(empty.uploads.is_empty() && !empty.is_truncated);
+    }
 
     const ENCODED_LISTING: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 <ListBucketResult>
@@ -462,5 +576,13 @@ pub mod fuzzing {
     /// The body of a CompleteMultipartUpload request for `parts`.
     pub fn complete_body(parts: &[(u32, String)]) -> String {
         super::complete_body(parts)
+    }
+
+    /// Parses a `ListMultipartUploadsResult`: the uploads, whether more follow, the next
+    /// key marker.
+    pub fn list_uploads(
+        body: &str,
+    ) -> Result<(Vec<super::PendingUpload>, bool, Option<String>), String> {
+        super::parse_list_uploads(body).map(|p| (p.uploads, p.is_truncated, p.next_key_marker))
     }
 }

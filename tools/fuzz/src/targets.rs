@@ -523,6 +523,9 @@ fn oss_xml(data: &[u8]) {
             assert!(marker.is_none_or(|m| m > 0));
             let _ = parts;
         }
+        if let Ok((_, _, marker)) = fuzzing::list_uploads(&text) {
+            assert!(marker.is_none_or(|m| !m.is_empty()));
+        }
         return;
     }
     let keys = pieces(rest, 20);

@@ -104,6 +104,9 @@ pub enum Fault {
     Replace,
     /// Serve the object with a wrong `x-oss-hash-crc64ecma`.
     CrcMismatch,
+    /// Serve the request (it takes effect), then close the TCP connection (with a RST) instead
+    /// of answering: the client never learns what happened.
+    LoseAnswer,
 }
 
 /// The live rule set.

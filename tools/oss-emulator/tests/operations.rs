@@ -325,6 +325,20 @@ async fn reset_fault_drops_connection_without_answer() {
 }
 
 #[tokio::test]
+async fn lose_answer_fault_serves_the_request_but_drops_the_answer() {
+    let emulator = start().await;
+    let client = Client::new(&emulator);
+    emulator.set_faults(vec![
+        FaultRule::new("PutObject", Fault::LoseAnswer).times(1),
+    ]);
+    let put = Req::new("PUT", Some("k")).body("written");
+    assert!(client.try_send(put).await.is_err(), "no answer arrives");
+    let get = client.get("k").await;
+    assert_eq!(get.status(), 200, "the PUT took effect");
+    assert_eq!(get.bytes().await.expect("body").as_ref(), b"written");
+}
+
+#[tokio::test]
 async fn replace_fault_changes_etag_so_if_match_fails() {
     let emulator = start().await;
     let client = Client::new(&emulator);

@@ -1,6 +1,6 @@
 //! Fault injection in the pipeline: a fault rule that hits a request acts before the operation
 //! runs (`error`, `latency`, `reset`) or on its response (`truncate`, `slow_body`,
-//! `crc_mismatch`, `replace`).
+//! `crc_mismatch`, `replace`, `lose_answer`).
 
 use std::time::Duration;
 
@@ -49,20 +49,30 @@ pub(crate) async fn before(
             // The connection task drops this request with its connection.
             std::future::pending::<()>().await;
         }
-        Fault::Truncate { .. } | Fault::SlowBody { .. } | Fault::Replace | Fault::CrcMismatch => {}
+        Fault::Truncate { .. }
+        | Fault::SlowBody { .. }
+        | Fault::Replace
+        | Fault::CrcMismatch
+        | Fault::LoseAnswer => {}
     }
     Ok(Some(fault))
 }
 
 /// Applies what a fault does to the served response: cut its body, corrupt its CRC header,
-/// or overwrite the object it read.
+/// overwrite the object it read, or drop the connection instead of answering (which never
+/// returns).
 pub(crate) async fn after(
     state: &State,
+    control: &ConnControl,
     ctx: &Ctx,
     fault: Option<Fault>,
     mut response: Response<Body>,
 ) -> Response<Body> {
     match fault {
+        Some(Fault::LoseAnswer) => {
+            control.reset();
+            std::future::pending::<()>().await;
+        }
         Some(Fault::Truncate { after_bytes }) => {
             let (parts, body) = response.into_parts();
             response = Response::from_parts(parts, truncate(body, after_bytes));

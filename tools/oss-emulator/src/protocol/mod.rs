@@ -106,5 +106,5 @@ async fn serve(
 
     let fault = inject::before(state, control, op, &ctx).await?;
     let response = route::dispatch(state, op, &ctx, body).await?;
-    Ok(inject::after(state, &ctx, fault, response).await)
+    Ok(inject::after(state, control, &ctx, fault, response).await)
 }
