@@ -17,7 +17,7 @@ use transfer::job::EnqueuedTask;
 use transfer::migrate::{
     Comparison, Decision, Entry, ListingOptions, Overwrite, compare, list_objects, merge,
 };
-use transfer::replicate::{CopySettings, Outcome, Replicator, SkipReason};
+use transfer::replicate::{CopySettings, Delivery, Outcome, Replicator, SkipReason};
 use transfer::retry::RetryPolicy;
 use transfer::store::{ObjectSink, ObjectSource, unquote_etag};
 use transfer::task::{ReplicationTask, SourceObject, TaskOp};
@@ -685,7 +685,12 @@ where
         estimate: (0, 0),
     };
     loop {
-        match ctx.engine.replicate(&task, None).await {
+        // Each task is sent once: a new object costs one GET and one conditional PUT.
+        match ctx
+            .engine
+            .replicate_delivered(&task, Delivery::First, None)
+            .await
+        {
             Ok(Outcome::Copied { bytes, parts, .. }) => {
                 return done(
                     Category::Completed,

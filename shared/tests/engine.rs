@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 use transfer::replicate::{
-    CopySettings, FailureKind, Outcome, Replicator, RestoreSettings, SkipReason,
+    CopySettings, Delivery, FailureKind, Outcome, Replicator, RestoreSettings, SkipReason,
 };
 use transfer::size::KIB;
 use transfer::store::memory::{Fault, FaultRule, MemoryConfig};
@@ -151,6 +151,205 @@ async fn skips_object_already_replicated_without_reading_the_body() {
         assert_eq!(env.dst.request_count("PutObject"), 0, "{key}");
         assert_eq!(env.dst.request_count("CreateMultipartUpload"), 0, "{key}");
     }
+}
+
+/// A task as a first or repeated delivery of an event carries it: with the object's ETag and
+/// size and the event's name.
+fn event_task(key: &str, etag: &str, size: usize, event: &str) -> transfer::task::ReplicationTask {
+    let mut task = task(key);
+    task.source.etag = Some(etag.to_owned());
+    task.source.size = Some(size as u64);
+    task.event_name = Some(event.to_owned());
+    task
+}
+
+/// Every request a store saw, as `(operation, count)`.
+fn requests(store: &MemoryStore) -> Vec<(&'static str, u64)> {
+    store.requests().into_iter().collect()
+}
+
+#[tokio::test]
+async fn a_first_delivery_of_a_new_small_object_costs_one_get_and_one_put() {
+    let env = Env::new();
+    let request = WriteRequest {
+        content: ContentHeaders {
+            content_type: Some("text/plain".into()),
+            ..ContentHeaders::default()
+        },
+        user_metadata: [("origin".to_owned(), "camera-7".to_owned())].into(),
+        ..WriteRequest::default()
+    };
+    let body = data(4096, 7);
+    let etag = env.seed_with("new/small.txt", &body, &request);
+    let engine = env.engine(env.settings());
+    env.src.reset_counters();
+    let task = event_task(
+        "new/small.txt",
+        &etag,
+        body.len(),
+        "ObjectCreated:PutObject",
+    );
+    let outcome = engine
+        .replicate_delivered(&task, Delivery::First, None)
+        .await
+        .expect("copied");
+    assert!(
+        matches!(outcome, Outcome::Copied { parts: 1, .. }),
+        "{outcome:?}"
+    );
+    assert_eq!(requests(&env.src), [("GetObject", 1)]);
+    assert_eq!(requests(&env.dst), [("PutObject", 1)]);
+    assert_eq!(env.dst_bytes("new/small.txt"), Some(body));
+    let head = env.dst_head("new/small.txt").await.expect("exists");
+    assert_eq!(head.content, request.content);
+    assert_eq!(head.user_metadata["origin"], "camera-7");
+    // The marker is the one the full path writes: a later full-path task skips it.
+    let outcome = engine.replicate(&task, None).await.expect("skipped");
+    assert_eq!(outcome, Outcome::Skipped(SkipReason::AlreadyReplicated));
+}
+
+#[tokio::test]
+async fn a_first_delivery_onto_another_object_replaces_it_on_its_etag() {
+    let env = Env::new();
+    let engine = env.engine(env.settings());
+    // The destination already holds an older replica, and an object oss2s3 did not write.
+    env.seed("older.txt", b"version one");
+    engine
+        .replicate(&task("older.txt"), None)
+        .await
+        .expect("copied");
+    env.dst.seed(
+        DST,
+        "foreign.txt",
+        Bytes::from_static(b"not from the source"),
+        &WriteRequest::default(),
+    );
+    for key in ["older.txt", "foreign.txt"] {
+        let etag = env.seed(key, b"version two, longer");
+        let task = event_task(key, &etag, 19, "ObjectCreated:PutObject");
+        let outcome = engine
+            .replicate_delivered(&task, Delivery::First, None)
+            .await
+            .expect("copied");
+        assert!(
+            matches!(outcome, Outcome::Copied { .. }),
+            "{key}: {outcome:?}"
+        );
+        assert_eq!(
+            env.dst_bytes(key).as_deref(),
+            Some(&b"version two, longer"[..]),
+            "{key}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_first_delivery_of_a_metadata_change_rewrites_the_metadata() {
+    let env = Env::new();
+    let engine = env.engine(env.settings());
+    let etag = env.seed("meta.txt", b"same bytes");
+    engine
+        .replicate(&task("meta.txt"), None)
+        .await
+        .expect("copied");
+    // UpdateObjectMeta: the same bytes, so the same ETag, with new metadata.
+    let changed = WriteRequest {
+        user_metadata: [("state".to_owned(), "reviewed".to_owned())].into(),
+        ..WriteRequest::default()
+    };
+    assert_eq!(env.seed_with("meta.txt", b"same bytes", &changed), etag);
+    let task = event_task("meta.txt", &etag, 10, "ObjectModified:UpdateObjectMeta");
+    let outcome = engine
+        .replicate_delivered(&task, Delivery::First, None)
+        .await
+        .expect("copied");
+    assert!(matches!(outcome, Outcome::Copied { .. }), "{outcome:?}");
+    let head = env.dst_head("meta.txt").await.expect("exists");
+    assert_eq!(
+        head.user_metadata.get("state").map(String::as_str),
+        Some("reviewed")
+    );
+}
+
+#[tokio::test]
+async fn a_first_delivery_of_a_stale_event_copies_the_current_version() {
+    let env = Env::new();
+    let engine = env.engine(env.settings());
+    let old = env.seed("moved-on.txt", b"version one");
+    env.seed("moved-on.txt", b"version two, longer");
+    let task = event_task("moved-on.txt", &old, 11, "ObjectCreated:PutObject");
+    let outcome = engine
+        .replicate_delivered(&task, Delivery::First, None)
+        .await
+        .expect("copied");
+    assert!(matches!(outcome, Outcome::Copied { .. }), "{outcome:?}");
+    assert_eq!(
+        env.dst_bytes("moved-on.txt").as_deref(),
+        Some(&b"version two, longer"[..])
+    );
+    // An event for an object that is gone again is skipped, as on the full path.
+    env.src
+        .delete_object(SRC, "moved-on.txt", None)
+        .await
+        .expect("deleted");
+    let outcome = engine
+        .replicate_delivered(&task, Delivery::First, None)
+        .await
+        .expect("skipped");
+    assert_eq!(outcome, Outcome::Skipped(SkipReason::SourceGone));
+}
+
+#[tokio::test]
+async fn a_repeated_delivery_of_a_replicated_object_costs_one_destination_head() {
+    let env = Env::new();
+    let engine = env.engine(env.settings());
+    let etag = env.seed("again.txt", b"copied once");
+    let put = event_task("again.txt", &etag, 11, "ObjectCreated:PutObject");
+    engine
+        .replicate_delivered(&put, Delivery::First, None)
+        .await
+        .expect("copied");
+    env.src.reset_counters();
+    env.dst.reset_counters();
+    let outcome = engine
+        .replicate_delivered(&put, Delivery::Repeated, None)
+        .await
+        .expect("skipped");
+    assert_eq!(outcome, Outcome::Skipped(SkipReason::AlreadyReplicated));
+    assert_eq!(requests(&env.src), []);
+    assert_eq!(requests(&env.dst), [("HeadObject", 1)]);
+
+    // A copy event keeps the ETag when it changes only the metadata, so it is never skipped on
+    // the ETag: its repeated delivery reads the source and copies the new metadata.
+    let changed = WriteRequest {
+        user_metadata: [("state".to_owned(), "copied over itself".to_owned())].into(),
+        ..WriteRequest::default()
+    };
+    env.seed_with("again.txt", b"copied once", &changed);
+    let copy = event_task("again.txt", &etag, 11, "ObjectCreated:CopyObject");
+    let outcome = engine
+        .replicate_delivered(&copy, Delivery::Repeated, None)
+        .await
+        .expect("copied");
+    assert!(matches!(outcome, Outcome::Copied { .. }), "{outcome:?}");
+    let head = env.dst_head("again.txt").await.expect("exists");
+    assert_eq!(
+        head.user_metadata.get("state").map(String::as_str),
+        Some("copied over itself")
+    );
+
+    // A repeated delivery whose first one never copied copies now.
+    let etag = env.seed("missed.txt", b"never copied");
+    let missed = event_task("missed.txt", &etag, 12, "ObjectCreated:PutObject");
+    let outcome = engine
+        .replicate_delivered(&missed, Delivery::Repeated, None)
+        .await
+        .expect("copied");
+    assert!(matches!(outcome, Outcome::Copied { .. }), "{outcome:?}");
+    assert_eq!(
+        env.dst_bytes("missed.txt").as_deref(),
+        Some(&b"never copied"[..])
+    );
 }
 
 #[tokio::test]

@@ -47,7 +47,9 @@ use transfer::message::{IncomingMessage, LegacyDefaults, parse_message};
 use transfer::migrate::{
     DEFAULT_SPLIT_AFTER, JobQueue, JobStep, ShardStores, run_job, run_shard_hop,
 };
-use transfer::replicate::{Continuation, Outcome, ReplicationError, Replicator, StopSignal};
+use transfer::replicate::{
+    Continuation, Delivery, Outcome, ReplicationError, Replicator, StopSignal,
+};
 use transfer::store::{ObjectSink, ObjectSource};
 use transfer::task::{ReplicationTask, TaskOp};
 use transfer::trigger::EventFilter;
@@ -89,10 +91,12 @@ pub const KIND_MALFORMED: &str = "Malformed";
 /// The copy engine as the batch processor drives it: one narrow seam, so that batch behaviour
 /// is testable with a stand-in engine.
 pub trait TaskReplicator: Send + Sync {
-    /// Makes the destination reflect the object `task` names (see [`Replicator::replicate`]).
+    /// Makes the destination reflect the object `task` names, which arrived as `delivery`
+    /// says (see [`Replicator::replicate_delivered`]).
     fn replicate(
         &self,
         task: &ReplicationTask,
+        delivery: Delivery,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Result<Outcome, ReplicationError>> + Send;
 
@@ -142,9 +146,10 @@ where
     fn replicate(
         &self,
         task: &ReplicationTask,
+        delivery: Delivery,
         deadline: Option<Instant>,
     ) -> impl Future<Output = Result<Outcome, ReplicationError>> + Send {
-        Replicator::replicate(self, task, deadline)
+        Replicator::replicate_delivered(self, task, delivery, deadline)
     }
 
     async fn abandon_continuation(&self, task: &ReplicationTask) {
@@ -469,7 +474,12 @@ impl<R: TaskReplicator> BatchProcessor<R> {
                 return deferred;
             }
             let started = Instant::now();
-            let result = self.replicate_in_time(task, deadline).await;
+            let delivery = if receive_count(message) > 1 {
+                Delivery::Repeated
+            } else {
+                Delivery::First
+            };
+            let result = self.replicate_in_time(task, delivery, deadline).await;
             let ms = transfer::size::millis(started.elapsed());
             tracing::Span::current().record("ms", ms);
             match result {
@@ -531,11 +541,12 @@ impl<R: TaskReplicator> BatchProcessor<R> {
     async fn replicate_in_time(
         &self,
         task: &ReplicationTask,
+        delivery: Delivery,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
         // Boxed: the engine's future is large and deep; one allocation per task keeps the
         // batch's own future small.
-        let run = Box::pin(self.replicator.replicate(task, deadline));
+        let run = Box::pin(self.replicator.replicate(task, delivery, deadline));
         let Some(deadline) = deadline else {
             return run.await;
         };

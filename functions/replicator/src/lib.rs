@@ -23,7 +23,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use transfer::migrate::{JobQueue, JobStep};
 use transfer::oss::OssClient;
-use transfer::replicate::{Outcome, ReplicationError, Replicator, StopSignal};
+use transfer::replicate::{Delivery, Outcome, ReplicationError, Replicator, StopSignal};
 use transfer::s3::{S3Store, s3_config};
 use transfer::secrets::SecretsManagerCredentials;
 use transfer::task::ReplicationTask;
@@ -45,11 +45,16 @@ impl TaskReplicator for Engine {
     async fn replicate(
         &self,
         task: &ReplicationTask,
+        delivery: Delivery,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
         match self {
-            Self::OssToS3(engine) => TaskReplicator::replicate(engine, task, deadline).await,
-            Self::S3ToOss(engine) => TaskReplicator::replicate(engine, task, deadline).await,
+            Self::OssToS3(engine) => {
+                TaskReplicator::replicate(engine, task, delivery, deadline).await
+            }
+            Self::S3ToOss(engine) => {
+                TaskReplicator::replicate(engine, task, delivery, deadline).await
+            }
         }
     }
 

@@ -14,7 +14,7 @@ use replicator::queues::{DLQ_ATTR_KIND, DLQ_ATTR_MESSAGE_ID, DLQ_ATTR_REASON};
 use replicator::{BatchProcessor, BatchSettings, Metrics, MetricsSink, Queues, TaskReplicator};
 use tokio::time::Instant;
 use transfer::oss::Credentials;
-use transfer::replicate::{CopySettings, Outcome, ReplicationError, SkipReason};
+use transfer::replicate::{CopySettings, Delivery, Outcome, ReplicationError, SkipReason};
 use transfer::task::ReplicationTask;
 
 use common::*;
@@ -82,7 +82,11 @@ async fn copies_object_named_by_versioned_task() {
 
     // Redelivery is harmless: skipped by the destination marker, without reading the body.
     stack.services.emulator.reset_stats();
-    let response = processor.process(&event, None).await;
+    let mut redelivered = event.clone();
+    redelivered.records[0]
+        .attributes
+        .insert("ApproximateReceiveCount".to_owned(), "2".to_owned());
+    let response = processor.process(&redelivered, None).await;
     assert!(ids(&response).is_empty(), "{response:?}");
     assert_eq!(stack.services.emulator.stats().count("GetObject"), 0);
     let docs = stack.emf();
@@ -611,6 +615,7 @@ impl TaskReplicator for CountingEngine {
     async fn replicate(
         &self,
         _task: &ReplicationTask,
+        _delivery: Delivery,
         _deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
         let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
@@ -635,6 +640,7 @@ impl TaskReplicator for ScriptedEngine {
     async fn replicate(
         &self,
         task: &ReplicationTask,
+        _delivery: Delivery,
         _deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
         let key = task.source.key.clone();

@@ -21,6 +21,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 
 use super::error::{FailureKind, ReplicationError};
+use super::fresh::Delivery;
 use super::marker::{MARKER_SOURCE, SourceVersion, marker_matches, source_url};
 use super::outcome::{Outcome, SkipReason};
 use super::settings::CopySettings;
@@ -132,16 +133,42 @@ where
         task: &ReplicationTask,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
+        self.replicate_delivered(task, Delivery::Unknown, deadline)
+            .await
+    }
+
+    /// [`Self::replicate`], for a task whose `delivery` the caller knows: a first delivery of
+    /// a small object is copied with two requests, a repeated one that was already copied is
+    /// skipped with one (see [`Delivery`]).
+    pub async fn replicate_delivered(
+        &self,
+        task: &ReplicationTask,
+        delivery: Delivery,
+        deadline: Option<Instant>,
+    ) -> Result<Outcome, ReplicationError> {
         self.check_bucket(&task.source.bucket)?;
         match task.op {
             TaskOp::Delete if !self.settings.replicate_deletes => {
                 Ok(Outcome::Skipped(SkipReason::DeletesDisabled))
             }
             TaskOp::Delete => self.delete(task, deadline).await,
-            TaskOp::Put => match &task.continuation {
-                Some(value) => self.resume(task, value, deadline).await,
-                None => self.copy(task, deadline).await,
-            },
+            TaskOp::Put => {
+                if let Some(value) = &task.continuation {
+                    return self.resume(task, value, deadline).await;
+                }
+                // Boxed: the shortcut's future is as large as a copy's.
+                match Box::pin(self.shortcut(task, delivery, deadline)).await {
+                    Ok(Some(outcome)) => return Ok(outcome),
+                    Ok(None) => {}
+                    // Another writer or a change of the source got in the way: the full path
+                    // looks at the current state of both sides.
+                    Err(e) if e.kind.is_race() => {
+                        tracing::info!(key = %task.source.key, reason = %e.reason, "looking again after a race");
+                    }
+                    Err(e) => return Err(e),
+                }
+                self.copy(task, deadline).await
+            }
         }
     }
 
@@ -276,13 +303,7 @@ where
         // copy would overwrite. It is never copied back, current or not: when the origin has
         // changed since, its own event brings the replica up to date; when it is gone, copying
         // back would resurrect it. Known from the HEAD already made, so it costs no request.
-        if attributes
-            .user_metadata
-            .get(MARKER_SOURCE)
-            .is_some_and(|origin| {
-                *origin == source_url(self.sink.scheme(), &self.settings.dst_bucket, &dst_key)
-            })
-        {
+        if self.is_replica_of(&attributes, &dst_key) {
             return Ok(Outcome::Skipped(SkipReason::ReplicaOfDestination));
         }
         let version = SourceVersion::of(&attributes);
@@ -329,6 +350,17 @@ where
         } else {
             self.copy_multipart(task, target, &request, deadline).await
         }
+    }
+
+    /// Whether the source object (`attributes`) is the replica the other direction wrote of
+    /// the destination object `dst_key`: its marker names that object.
+    pub(super) fn is_replica_of(&self, attributes: &ObjectAttributes, dst_key: &str) -> bool {
+        attributes
+            .user_metadata
+            .get(MARKER_SOURCE)
+            .is_some_and(|origin| {
+                *origin == source_url(self.sink.scheme(), &self.settings.dst_bucket, dst_key)
+            })
     }
 
     /// What the destination holds for `dst_key`, compared with `marker`.
@@ -460,7 +492,7 @@ where
 
     /// The attributes to write: the source's content headers and user metadata plus the marker,
     /// within the sink's metadata limit.
-    fn write_request(
+    pub(super) fn write_request(
         &self,
         attributes: &ObjectAttributes,
         marker: BTreeMap<String, String>,
@@ -548,7 +580,7 @@ where
     async fn copy_single(
         &self,
         src_bucket: &str,
-        mut target: Target,
+        target: Target,
         request: &WriteRequest,
         deadline: Option<Instant>,
     ) -> Result<Outcome, ReplicationError> {
@@ -564,12 +596,29 @@ where
                     size,
                 )
                 .await?;
-            let checksums = BodyChecksums::of(&body);
-            let md5 = target.version.md5.map(|_| md5_of(&body));
-            self.verify(src_bucket, &target.src_key, &target.version, checksums, md5)?;
-            let dst_bucket = &self.settings.dst_bucket;
-            let dst_key = target.dst_key.clone();
-            self.write_guarded(src_bucket, &mut target, false, |condition| {
+            self.put_verified(src_bucket, target, request, body).await
+        };
+        // Boxed, so that every caller's future does not carry the copy's.
+        self.before_stop(size, deadline, Box::pin(work)).await
+    }
+
+    /// Verifies `body` against the source's checksums, then PUTs it on the target's condition
+    /// (see [`Self::write_guarded`]).
+    pub(super) async fn put_verified(
+        &self,
+        src_bucket: &str,
+        mut target: Target,
+        request: &WriteRequest,
+        body: bytes::Bytes,
+    ) -> Result<Outcome, ReplicationError> {
+        let size = target.version.size;
+        let checksums = BodyChecksums::of(&body);
+        let md5 = target.version.md5.map(|_| md5_of(&body));
+        self.verify(src_bucket, &target.src_key, &target.version, checksums, md5)?;
+        let dst_bucket = &self.settings.dst_bucket;
+        let dst_key = target.dst_key.clone();
+        let written = self
+            .write_guarded(src_bucket, &mut target, false, |condition| {
                 let body = body.clone();
                 let dst_key = &dst_key;
                 async move {
@@ -578,28 +627,7 @@ where
                         .await
                 }
             })
-            .await
-        };
-        let stop_at = self.stop_at(deadline);
-        let written = tokio::select! {
-            written = work => written?,
-            () = sleep_until(stop_at) => {
-                return Err(ReplicationError::new(
-                    FailureKind::DeadlineReached,
-                    format!(
-                        "the invocation deadline came before the {size}-byte copy finished; it was cancelled and is retried (a PUT already under way may have landed, complete; the retry finds it by its marker)"
-                    ),
-                ));
-            }
-            () = self.stop.stopped() => {
-                return Err(ReplicationError::new(
-                    FailureKind::DeadlineReached,
-                    format!(
-                        "the function is shutting down; the {size}-byte copy was cancelled and is retried"
-                    ),
-                ));
-            }
-        };
+            .await?;
         Ok(match written {
             Written::Written => Outcome::Copied {
                 bytes: size,
@@ -608,6 +636,32 @@ where
             },
             Written::AlreadyThere => Outcome::Skipped(SkipReason::AlreadyReplicated),
         })
+    }
+
+    /// Runs the copy of one in-memory object (`size` bytes), but cancels it at the stop margin
+    /// of the deadline, or when the function shuts down: then nothing is written.
+    pub(super) async fn before_stop<T>(
+        &self,
+        size: u64,
+        deadline: Option<Instant>,
+        work: impl Future<Output = Result<T, ReplicationError>>,
+    ) -> Result<T, ReplicationError> {
+        let stop_at = self.stop_at(deadline);
+        tokio::select! {
+            done = work => done,
+            () = sleep_until(stop_at) => Err(ReplicationError::new(
+                FailureKind::DeadlineReached,
+                format!(
+                    "the invocation deadline came before the {size}-byte copy finished; it was cancelled and is retried (a PUT already under way may have landed, complete; the retry finds it by its marker)"
+                ),
+            )),
+            () = self.stop.stopped() => Err(ReplicationError::new(
+                FailureKind::DeadlineReached,
+                format!(
+                    "the function is shutting down; the {size}-byte copy was cancelled and is retried"
+                ),
+            )),
+        }
     }
 
     /// When in-flight work is cancelled: the deadline less the stop margin.

@@ -5,6 +5,7 @@
 //! | step | module |
 //! |---|---|
 //! | task → source HEAD, key candidates, marker check, single PUT | `engine` |
+//! | first deliveries in two requests, repeated ones in one | `fresh` |
 //! | pinned, retried reads | `read` |
 //! | part plan, parts in flight, verify, complete | `multipart` |
 //! | continuation state between invocations | `continuation`, `resume` |
@@ -58,6 +59,7 @@ mod continuation;
 mod delete;
 mod engine;
 mod error;
+mod fresh;
 mod guard;
 mod marker;
 mod multipart;
@@ -70,6 +72,7 @@ mod stop;
 pub use continuation::{Continuation, ContinuedPart};
 pub use engine::Replicator;
 pub use error::{FailureKind, ReplicationError};
+pub use fresh::Delivery;
 pub use marker::{
     MARKER_CRC64, MARKER_ETAG, MARKER_META, MARKER_SIZE, MARKER_SOURCE, MARKER_SYMLINK_TARGET,
     MAX_PLAIN_URL, marker_matches, metadata_digest, source_marker, source_url,

@@ -9,7 +9,9 @@ use futures::StreamExt;
 
 use super::engine::Replicator;
 use super::error::ReplicationError;
-use crate::store::{GetRequest, ObjectSink, ObjectSource, StoreError, StoreErrorKind};
+use crate::store::{
+    GetOutput, GetRequest, ObjectAttributes, ObjectSink, ObjectSource, StoreError, StoreErrorKind,
+};
 
 impl<S, D> Replicator<S, D>
 where
@@ -27,18 +29,34 @@ where
         range: Option<Range<u64>>,
         len: u64,
     ) -> Result<Bytes, ReplicationError> {
+        self.read_with_attributes(bucket, key, etag, range, len)
+            .await
+            .map(|(_, bytes)| bytes)
+            .map_err(ReplicationError::from_source)
+    }
+
+    /// [`Self::read`], also returning the attributes the GET answered with, and the store's
+    /// error as it is (after the retries), for callers that tell failures apart.
+    pub(super) async fn read_with_attributes(
+        &self,
+        bucket: &str,
+        key: &str,
+        etag: &str,
+        range: Option<Range<u64>>,
+        len: u64,
+    ) -> Result<(ObjectAttributes, Bytes), StoreError> {
         let policy = self.settings.read_retry;
         let mut delays = policy.backoff().build();
         let mut attempt = 0;
         loop {
             attempt += 1;
             let error = match self.read_once(bucket, key, etag, range.clone(), len).await {
-                Ok(bytes) => return Ok(bytes),
+                Ok(read) => return Ok(read),
                 Err(e) if e.is_retryable() => e,
-                Err(e) => return Err(ReplicationError::from_source(e)),
+                Err(e) => return Err(e),
             };
             let Some(delay) = delays.next() else {
-                return Err(ReplicationError::from_source(error));
+                return Err(error);
             };
             let pause = error
                 .retry_after()
@@ -56,13 +74,15 @@ where
         etag: &str,
         range: Option<Range<u64>>,
         len: u64,
-    ) -> Result<Bytes, StoreError> {
+    ) -> Result<(ObjectAttributes, Bytes), StoreError> {
         let request = GetRequest {
             range,
             if_match: Some(etag.to_owned()),
         };
-        let output = self.source.get_object(bucket, key, &request).await?;
-        let mut body = output.body;
+        let GetOutput {
+            attributes,
+            mut body,
+        } = self.source.get_object(bucket, key, &request).await?;
         let mut buffer = BytesMut::with_capacity(usize::try_from(len).unwrap_or(0));
         let short = |detail: String| {
             StoreError::new(
@@ -84,6 +104,6 @@ where
         if buffer.len() as u64 != len {
             return Err(short(format!("received {} of {len} bytes", buffer.len())));
         }
-        Ok(buffer.freeze())
+        Ok((attributes, buffer.freeze()))
     }
 }

@@ -481,6 +481,10 @@ impl ObjectSource for S3Store {
                 range.start,
                 range.end.saturating_sub(1)
             ));
+        } else {
+            // A whole-object GET answers with the checksums a HEAD would (the copy of a small
+            // object reads no HEAD), and the SDK checks the body against them as it streams.
+            call = call.checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled);
         }
         if let Some(etag) = &request.if_match {
             call = call.if_match(etag);
