@@ -342,6 +342,31 @@ impl Stack {
         Ok(())
     }
 
+    /// A signed client for the emulator.
+    fn oss_client(&self) -> anyhow::Result<transfer::oss::OssClient> {
+        use transfer::oss::{AddressingStyle, Endpoint, OssClient, OssConfig};
+        Ok(OssClient::new(
+            OssConfig::new("cn-hangzhou")
+                .with_endpoint(Endpoint::Custom(self.oss_endpoint.clone()))
+                .with_addressing(AddressingStyle::PathStyle),
+            Credentials::new(OSS_KEYS.0, OSS_KEYS.1),
+        )?)
+    }
+
+    /// The ETag of each of `keys` in the source bucket, as a trigger event names it.
+    pub(crate) async fn oss_etags(&self, keys: &[String]) -> anyhow::Result<Vec<String>> {
+        let oss = self.oss_client()?;
+        let mut etags = Vec::with_capacity(keys.len());
+        for key in keys {
+            let head = oss
+                .head_object(SRC_BUCKET, key)
+                .await
+                .with_context(|| format!("HeadObject oss://{SRC_BUCKET}/{key}"))?;
+            etags.push(head.etag.trim_matches('"').to_owned());
+        }
+        Ok(etags)
+    }
+
     /// Checks that `oss://bucket/key` in the emulator holds `size` bytes, then deletes it.
     pub(crate) async fn check_and_delete_in_oss(
         &self,
@@ -349,13 +374,7 @@ impl Stack {
         key: &str,
         size: u64,
     ) -> anyhow::Result<()> {
-        use transfer::oss::{AddressingStyle, Endpoint, OssClient, OssConfig};
-        let oss = OssClient::new(
-            OssConfig::new("cn-hangzhou")
-                .with_endpoint(Endpoint::Custom(self.oss_endpoint.clone()))
-                .with_addressing(AddressingStyle::PathStyle),
-            Credentials::new(OSS_KEYS.0, OSS_KEYS.1),
-        )?;
+        let oss = self.oss_client()?;
         let got = oss
             .head_object(bucket, key)
             .await

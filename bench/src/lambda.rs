@@ -122,7 +122,18 @@ impl Function {
         &self,
         bodies: &[String],
     ) -> anyhow::Result<usize> {
-        let event = sqs_event::from_bodies(bodies, QUEUE_ARN);
+        self.invoke_received(bodies, 1).await
+    }
+
+    /// [`Self::invoke_allowing_continuations`], with every message's
+    /// `ApproximateReceiveCount` set to `receives` (2 or more: a redelivery).
+    async fn invoke_received(&self, bodies: &[String], receives: u32) -> anyhow::Result<usize> {
+        let mut event = sqs_event::from_bodies(bodies, QUEUE_ARN);
+        for record in &mut event.records {
+            record
+                .attributes
+                .insert("ApproximateReceiveCount".to_owned(), receives.to_string());
+        }
         let ids: Vec<String> = event
             .records
             .iter()
@@ -147,7 +158,16 @@ impl Function {
     /// Invokes the function with one SQS event holding `bodies`; fails unless every message
     /// succeeded without touching SQS.
     pub(crate) async fn replicate(&self, bodies: &[String]) -> anyhow::Result<()> {
-        self.invoke_allowing_continuations(bodies).await?;
+        self.replicate_received(bodies, 1).await
+    }
+
+    /// [`Self::replicate`], as the second delivery of every message.
+    pub(crate) async fn replicate_again(&self, bodies: &[String]) -> anyhow::Result<()> {
+        self.replicate_received(bodies, 2).await
+    }
+
+    async fn replicate_received(&self, bodies: &[String], receives: u32) -> anyhow::Result<()> {
+        self.invoke_received(bodies, receives).await?;
         ensure!(
             self.aws.messages().is_empty() && self.aws.refused().is_empty(),
             "the replicator called SQS (a continuation or a dead letter): {:?} {:?}",

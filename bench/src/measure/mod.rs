@@ -107,6 +107,22 @@ fn task_body(key: &str, size: u64) -> String {
     .to_json()
 }
 
+/// A task as the forwarder makes it from an OSS trigger event: with the object's ETag and size,
+/// and the event's name.
+fn event_body(key: &str, size: u64, etag: &str) -> String {
+    ReplicationTask {
+        event_name: Some("ObjectCreated:PutObject".to_owned()),
+        ..ReplicationTask::put(SourceObject {
+            region: "cn-hangzhou".into(),
+            bucket: SRC_BUCKET.into(),
+            key: key.into(),
+            size: Some(size),
+            etag: Some(etag.trim_matches('"').to_owned()),
+        })
+    }
+    .to_json()
+}
+
 fn mb_per_s(bytes: u64, seconds: f64) -> f64 {
     bytes as f64 / 1e6 / seconds.max(1e-9)
 }
