@@ -578,12 +578,13 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         }
         let now = unix_seconds(SystemTime::now());
         let not_before = task.not_before.unwrap_or_else(|| {
-            // From when the message was first sent, so redeliveries do not push it back.
+            // From when the message was first sent, so redeliveries do not push it back;
+            // rounded up to the second, so that the delete never comes early.
             let sent_ms = message
                 .attributes
                 .get("SentTimestamp")
                 .and_then(|t| t.parse::<u64>().ok());
-            sent_ms.map_or(now, |ms| ms / 1000) + delay.as_secs()
+            sent_ms.map_or(now, |ms| ms.div_ceil(1000)) + delay.as_secs()
         });
         if not_before <= now {
             return None;
