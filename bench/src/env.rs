@@ -227,16 +227,24 @@ impl Stack {
         Ok(())
     }
 
-    /// The size of a destination object.
-    pub(crate) async fn dst_size(&self, bucket: &str, key: &str) -> anyhow::Result<u64> {
-        let head = self
-            .s3
+    /// HeadObject of `s3://bucket/key`.
+    async fn head_s3(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> anyhow::Result<aws_sdk_s3::operation::head_object::HeadObjectOutput> {
+        self.s3
             .head_object()
             .bucket(bucket)
             .key(key)
             .send()
             .await
-            .with_context(|| format!("HeadObject s3://{bucket}/{key}"))?;
+            .with_context(|| format!("HeadObject s3://{bucket}/{key}"))
+    }
+
+    /// The size of a destination object.
+    pub(crate) async fn dst_size(&self, bucket: &str, key: &str) -> anyhow::Result<u64> {
+        let head = self.head_s3(bucket, key).await?;
         Ok(head
             .content_length()
             .and_then(|n| u64::try_from(n).ok())
@@ -319,14 +327,7 @@ impl Stack {
 
     /// The ETag of `s3://bucket/key`, as S3 reports it (quoted).
     pub(crate) async fn s3_etag(&self, bucket: &str, key: &str) -> anyhow::Result<String> {
-        let head = self
-            .s3
-            .head_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .with_context(|| format!("HeadObject s3://{bucket}/{key}"))?;
+        let head = self.head_s3(bucket, key).await?;
         Ok(head.e_tag().unwrap_or_default().to_owned())
     }
 

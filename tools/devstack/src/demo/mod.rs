@@ -30,8 +30,9 @@ pub use backfill::{CliRun, oss2s3};
 pub(crate) use dataset::Rng;
 pub use dataset::{DemoObject, UploadKind, dataset};
 pub use report::{DemoReport, FunctionMetrics, function_metrics, percentile};
+use upload::generated;
 pub use upload::{Appender, Uploaded, upload};
-use verify::{Arrivals, list_oss, list_s3, watch_arrivals};
+use verify::{Arrivals, Arrived, arrived, check_all, list_oss, list_s3, watch_arrivals};
 pub use verify::{Mismatch, verify, verify_in_oss};
 
 use crate::esm::EsmCounts;
@@ -177,65 +178,21 @@ async fn run_oss_to_s3(stack: &Stack, options: &DemoOptions) -> anyhow::Result<D
         options.timeout
     );
     let _ = watcher.await;
-    let arrived = arrivals
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let total_time = arrived
-        .values()
-        .max()
-        .map_or_else(|| started.elapsed(), |last| last.duration_since(started));
-
+    let Arrived {
+        total_time,
+        latencies,
+        missing,
+        to_verify,
+    } = arrived(&uploaded, &arrivals, started);
     eprintln!(
         "demo: verifying {} objects in s3://{}",
-        arrived.len(),
+        to_verify.len(),
         config.dst_bucket
     );
-    let mut latencies = Vec::new();
-    let mut missing = Vec::new();
-    let mut to_verify = Vec::new();
-    for u in &uploaded {
-        match arrived.get(&u.object.key) {
-            Some(at) => {
-                latencies.push(at.saturating_duration_since(u.completed_at));
-                to_verify.push(u);
-            }
-            None => missing.push(u.object.key.clone()),
-        }
-    }
-    let s3 = stack.s3();
-    let bucket = &bucket;
-    let results: Vec<(String, Vec<String>)> = futures::stream::iter(to_verify)
-        .map(|u| async move {
-            (
-                u.object.key.clone(),
-                verify(s3, &config.dst_bucket, bucket, u).await,
-            )
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
-    let verified = results.iter().filter(|(_, p)| p.is_empty()).count();
-    let mismatches = results
-        .into_iter()
-        .filter(|(_, p)| !p.is_empty())
-        .map(|(key, problems)| Mismatch { key, problems })
-        .collect();
-    let audit = if options.existing > 0 {
-        eprintln!("demo: auditing both buckets with oss2s3 verify");
-        let run = backfill::run_cli(
-            stack,
-            options.direction,
-            "verify",
-            "verify",
-            &["--allow-extra".to_owned()],
-        )
-        .await?;
-        print!("{}", run.stdout);
-        Some(run)
-    } else {
-        None
-    };
+    let (s3, bucket) = (stack.s3(), &bucket);
+    let (verified, mismatches) =
+        check_all(to_verify, |u| verify(s3, &config.dst_bucket, bucket, u)).await;
+    let audit = audit(stack, options).await?;
     let (dlq_visible, dlq_in_flight) = stack.queue_depth(stack.dlq_url()).await?;
     let (queue_visible, queue_in_flight) = stack.queue_depth(stack.queue_url()).await?;
     Ok(DemoReport {
@@ -255,4 +212,16 @@ async fn run_oss_to_s3(stack: &Stack, options: &DemoOptions) -> anyhow::Result<D
         backfill,
         audit,
     })
+}
+
+/// The final audit of both buckets with `oss2s3 verify`, when the demo backfilled.
+async fn audit(stack: &Stack, options: &DemoOptions) -> anyhow::Result<Option<CliRun>> {
+    if options.existing == 0 {
+        return Ok(None);
+    }
+    eprintln!("demo: auditing both buckets with oss2s3 verify");
+    let allow_extra = ["--allow-extra".to_owned()];
+    let run = backfill::run_cli(stack, options.direction, "verify", "verify", &allow_extra).await?;
+    print!("{}", run.stdout);
+    Ok(Some(run))
 }

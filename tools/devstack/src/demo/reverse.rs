@@ -68,55 +68,20 @@ pub(super) async fn run(stack: &Stack, options: &DemoOptions) -> anyhow::Result<
         options.timeout
     );
     let _ = watcher.await;
-    let arrived = arrivals
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    let total_time = arrived
-        .values()
-        .max()
-        .map_or_else(|| started.elapsed(), |last| last.duration_since(started));
+    let Arrived {
+        total_time,
+        latencies,
+        missing,
+        to_verify,
+    } = arrived(&uploaded, &arrivals, started);
     eprintln!(
         "demo: verifying {} objects in oss://{oss_bucket}",
-        arrived.len()
+        to_verify.len()
     );
-    let mut latencies = Vec::new();
-    let mut missing = Vec::new();
-    let mut to_verify = Vec::new();
-    for u in &uploaded {
-        match arrived.get(&u.object.key) {
-            Some(at) => {
-                latencies.push(at.saturating_duration_since(u.completed_at));
-                to_verify.push(u);
-            }
-            None => missing.push(u.object.key.clone()),
-        }
-    }
     let oss = &oss;
-    let results: Vec<(String, Vec<String>)> = futures::stream::iter(to_verify)
-        .map(|u| async move {
-            let problems = verify_in_oss(oss, oss_bucket, s3_bucket, u).await;
-            (u.object.key.clone(), problems)
-        })
-        .buffer_unordered(4)
-        .collect()
-        .await;
-    let verified = results.iter().filter(|(_, p)| p.is_empty()).count();
-    let mismatches = results
-        .into_iter()
-        .filter(|(_, p)| !p.is_empty())
-        .map(|(key, problems)| Mismatch { key, problems })
-        .collect();
-    let audit = if options.existing > 0 {
-        eprintln!("demo: auditing both buckets with oss2s3 verify");
-        let allow_extra = ["--allow-extra".to_owned()];
-        let run =
-            backfill::run_cli(stack, options.direction, "verify", "verify", &allow_extra).await?;
-        print!("{}", run.stdout);
-        Some(run)
-    } else {
-        None
-    };
+    let (verified, mismatches) =
+        check_all(to_verify, |u| verify_in_oss(oss, oss_bucket, s3_bucket, u)).await;
+    let audit = super::audit(stack, options).await?;
     let (dlq_visible, dlq_in_flight) = stack.queue_depth(dlq_url).await?;
     let (queue_visible, queue_in_flight) = stack.queue_depth(queue_url).await?;
     Ok(DemoReport {
@@ -146,13 +111,7 @@ async fn upload_to_s3(
     bucket: &str,
     object: &DemoObject,
 ) -> anyhow::Result<Uploaded> {
-    let generate = object.clone();
-    let (data, crc64) = tokio::task::spawn_blocking(move || {
-        let data = generate.bytes();
-        let crc64 = transfer::crc64::checksum(&data);
-        (data, crc64)
-    })
-    .await?;
+    let (data, crc64) = generated(object).await?;
     let key = &object.key;
     let c = &object.content;
     let expires = c

@@ -23,15 +23,7 @@ pub async fn upload(
     bucket: &str,
     object: &DemoObject,
 ) -> anyhow::Result<Uploaded> {
-    // Generating tens of MiB is CPU work: keep it off the async workers (the arrival watcher
-    // must keep its 50 ms rhythm).
-    let generate = object.clone();
-    let (data, crc64) = tokio::task::spawn_blocking(move || {
-        let data = generate.bytes();
-        let crc64 = transfer::crc64::checksum(&data);
-        (data, crc64)
-    })
-    .await?;
+    let (data, crc64) = generated(object).await?;
     let options = PutObjectOptions {
         content: object.content.clone(),
         user_metadata: object.user_metadata.clone(),
@@ -114,6 +106,18 @@ pub async fn upload(
         crc64,
         completed_at,
     })
+}
+
+/// The bytes of `object` and their CRC-64/XZ. Generating tens of MiB is CPU work: it runs off
+/// the async workers, so that the arrival watcher keeps its 50 ms rhythm.
+pub(super) async fn generated(object: &DemoObject) -> anyhow::Result<(Vec<u8>, u64)> {
+    let generate = object.clone();
+    Ok(tokio::task::spawn_blocking(move || {
+        let data = generate.bytes();
+        let crc64 = transfer::crc64::checksum(&data);
+        (data, crc64)
+    })
+    .await?)
 }
 
 /// AppendObject, which [`OssClient`] does not offer: a request signed with [`OssSigner`].

@@ -279,3 +279,76 @@ pub(super) async fn watch_arrivals<L, F>(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The uploads as the destination showed them.
+pub(super) struct Arrived<'a> {
+    /// From the first upload to the last arrival (or until now, when nothing arrived).
+    pub(super) total_time: Duration,
+    /// Upload completion to first sight, per object that arrived.
+    pub(super) latencies: Vec<Duration>,
+    /// The keys that never arrived.
+    pub(super) missing: Vec<String>,
+    /// The uploads that arrived, to verify.
+    pub(super) to_verify: Vec<&'a Uploaded>,
+}
+
+/// Splits `uploaded` by what [`watch_arrivals`] saw, the uploads having started at `started`.
+pub(super) fn arrived<'a>(
+    uploaded: &'a [Uploaded],
+    arrivals: &Arrivals,
+    started: Instant,
+) -> Arrived<'a> {
+    let seen = arrivals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    let total_time = seen
+        .values()
+        .max()
+        .map_or_else(|| started.elapsed(), |last| last.duration_since(started));
+    let mut split = Arrived {
+        total_time,
+        latencies: Vec::new(),
+        missing: Vec::new(),
+        to_verify: Vec::new(),
+    };
+    for u in uploaded {
+        match seen.get(&u.object.key) {
+            Some(at) => {
+                split
+                    .latencies
+                    .push(at.saturating_duration_since(u.completed_at));
+                split.to_verify.push(u);
+            }
+            None => split.missing.push(u.object.key.clone()),
+        }
+    }
+    split
+}
+
+/// Runs `check` on every upload, four at once: how many had no problem, and the problems of
+/// the others.
+pub(super) async fn check_all<'a, F, Fut>(
+    uploads: Vec<&'a Uploaded>,
+    check: F,
+) -> (usize, Vec<Mismatch>)
+where
+    F: Fn(&'a Uploaded) -> Fut,
+    Fut: Future<Output = Vec<String>>,
+{
+    let results: Vec<(String, Vec<String>)> = futures::stream::iter(uploads)
+        .map(|u| {
+            let problems = check(u);
+            async move { (u.object.key.clone(), problems.await) }
+        })
+        .buffer_unordered(4)
+        .collect()
+        .await;
+    let verified = results.iter().filter(|(_, p)| p.is_empty()).count();
+    let mismatches = results
+        .into_iter()
+        .filter(|(_, p)| !p.is_empty())
+        .map(|(key, problems)| Mismatch { key, problems })
+        .collect();
+    (verified, mismatches)
+}
