@@ -206,6 +206,30 @@ async fn a_first_delivery_of_a_new_small_object_costs_one_get_and_one_put() {
     // The marker is the one the full path writes: a later full-path task skips it.
     let outcome = engine.replicate(&task, None).await.expect("skipped");
     assert_eq!(outcome, Outcome::Skipped(SkipReason::AlreadyReplicated));
+
+    // An object above the threshold takes the full path, HEADs first.
+    let big = data(PART * 2, 8);
+    let etag = env.seed("new/big.bin", &big);
+    env.src.reset_counters();
+    env.dst.reset_counters();
+    let task = event_task("new/big.bin", &etag, big.len(), "ObjectCreated:PutObject");
+    let outcome = engine
+        .replicate_delivered(&task, Delivery::First, None)
+        .await
+        .expect("copied");
+    assert!(
+        matches!(
+            outcome,
+            Outcome::Copied {
+                multipart: true,
+                ..
+            }
+        ),
+        "{outcome:?}"
+    );
+    assert_eq!(env.src.request_count("HeadObject"), 1);
+    assert_eq!(env.dst.request_count("HeadObject"), 1);
+    assert_eq!(env.dst_bytes("new/big.bin"), Some(big));
 }
 
 #[tokio::test]

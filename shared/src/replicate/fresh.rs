@@ -1,6 +1,7 @@
 //! The request-count floor, for tasks that say how they were delivered ([`Delivery`]).
 //!
-//! - **A first delivery of a small object** whose task names its ETag and size costs two
+//! - **A first delivery of a small object** (up to [`FRESH_COPY_MAX`]) whose task names its
+//!   ETag and size costs two
 //!   requests: a GET pinned to that ETag (its answer carries everything a HEAD would: ETag,
 //!   checksums, content headers, user metadata), then a PUT with `If-None-Match: *`. Only when
 //!   the destination already holds something (the PUT's 412) does the copy look at the
@@ -20,6 +21,12 @@ use super::marker::{MARKER_ETAG, MARKER_SIZE, MARKER_SOURCE, SourceVersion, sour
 use super::outcome::{Outcome, SkipReason};
 use crate::store::{ObjectSink, ObjectSource, StoreErrorKind, WriteCondition, same_etag};
 use crate::task::ReplicationTask;
+
+/// The largest object a first delivery reads without a HEAD. Up to this size the HEAD's round
+/// trip costs more than its bytes, and what the GET may read for nothing stays small: the body
+/// of an object the destination already holds (a duplicate delivery), or of a replica the other
+/// direction wrote (two-way mode, where the GET's headers show it and nothing is written).
+pub const FRESH_COPY_MAX: u64 = crate::size::MIB;
 
 /// How the task reached the engine, as far as the caller knows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,10 +67,11 @@ where
         }
     }
 
-    /// The largest object copied with one GET and one PUT.
+    /// The largest object copied with one GET and one PUT: [`FRESH_COPY_MAX`], or less when
+    /// single PUTs are smaller.
     fn single_put_limit(&self) -> u64 {
-        self.settings
-            .multipart_threshold
+        FRESH_COPY_MAX
+            .min(self.settings.multipart_threshold)
             .min(self.sink.limits().max_single_put)
     }
 

@@ -72,7 +72,7 @@ mod stop;
 pub use continuation::{Continuation, ContinuedPart};
 pub use engine::Replicator;
 pub use error::{FailureKind, ReplicationError};
-pub use fresh::Delivery;
+pub use fresh::{Delivery, FRESH_COPY_MAX};
 pub use marker::{
     MARKER_CRC64, MARKER_ETAG, MARKER_META, MARKER_SIZE, MARKER_SOURCE, MARKER_SYMLINK_TARGET,
     MAX_PLAIN_URL, marker_matches, metadata_digest, source_marker, source_url,
