@@ -281,47 +281,12 @@ impl Stack {
         key: &str,
         size: u64,
     ) -> anyhow::Result<()> {
-        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         const PART: u64 = 64 << 20;
-        let upload = self
-            .s3
-            .create_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .with_context(|| format!("CreateMultipartUpload s3://{bucket}/{key}"))?;
-        let upload_id = upload.upload_id().context("no UploadId")?;
-        let mut parts = CompletedMultipartUpload::builder();
-        for (n, first) in (1..).zip((0..size.max(1)).step_by(usize::try_from(PART)?)) {
-            let data = pattern(PART.min(size - first), first / PART + 1);
-            let part = self
-                .s3
-                .upload_part()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .part_number(n)
-                .body(data.into())
-                .send()
-                .await
-                .with_context(|| format!("UploadPart {n} of s3://{bucket}/{key}"))?;
-            parts = parts.parts(
-                CompletedPart::builder()
-                    .part_number(n)
-                    .set_e_tag(part.e_tag().map(str::to_owned))
-                    .build(),
-            );
-        }
-        self.s3
-            .complete_multipart_upload()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .multipart_upload(parts.build())
-            .send()
-            .await
-            .with_context(|| format!("CompleteMultipartUpload s3://{bucket}/{key}"))?;
+        let create = self.s3.create_multipart_upload().bucket(bucket).key(key);
+        let parts = (0..size.max(1))
+            .step_by(usize::try_from(PART)?)
+            .map(|first| pattern(PART.min(size - first), first / PART + 1));
+        testkit::s3_upload::upload_in_parts(&self.s3, create, parts).await?;
         Ok(())
     }
 

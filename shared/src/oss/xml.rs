@@ -85,6 +85,13 @@ fn url_decode(value: &str) -> Result<String, String> {
         .map_err(|_| format!("{value:?} does not decode to UTF-8"))
 }
 
+/// What decodes a listing's keys, prefixes and markers: [`url_decode`] when its `EncodingType`
+/// is `url`, nothing otherwise.
+fn decoder(encoding_type: Option<&str>) -> impl Fn(String) -> Result<String, String> {
+    let encoded = encoding_type.is_some_and(|e| e.eq_ignore_ascii_case("url"));
+    move |s| if encoded { url_decode(&s) } else { Ok(s) }
+}
+
 fn parse_time(value: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(value)
         .ok()
@@ -96,12 +103,7 @@ fn parse_time(value: &str) -> Option<DateTime<Utc>> {
 pub(crate) fn parse_list_objects_v2(body: &str) -> Result<ListObjectsPage, String> {
     let xml: ListBucketResultXml =
         quick_xml::de::from_str(body).map_err(|e| format!("ListBucketResult: {e}"))?;
-    let encoded = xml
-        .encoding_type
-        .as_deref()
-        .is_some_and(|e| e.eq_ignore_ascii_case("url"));
-    let decode =
-        |s: String| -> Result<String, String> { if encoded { url_decode(&s) } else { Ok(s) } };
+    let decode = decoder(xml.encoding_type.as_deref());
     let mut objects = Vec::with_capacity(xml.contents.len());
     for c in xml.contents {
         objects.push(ListedObject {
@@ -276,12 +278,7 @@ struct UploadXml {
 pub(crate) fn parse_list_uploads(body: &str) -> Result<ListUploadsPage, String> {
     let xml: ListUploadsXml =
         quick_xml::de::from_str(body).map_err(|e| format!("ListMultipartUploadsResult: {e}"))?;
-    let encoded = xml
-        .encoding_type
-        .as_deref()
-        .is_some_and(|e| e.eq_ignore_ascii_case("url"));
-    let decode =
-        |s: String| -> Result<String, String> { if encoded { url_decode(&s) } else { Ok(s) } };
+    let decode = decoder(xml.encoding_type.as_deref());
     let mut uploads = Vec::with_capacity(xml.upload.len());
     for u in xml.upload {
         uploads.push(PendingUpload {

@@ -188,7 +188,6 @@ impl ObjectSink for S3Store {
                     "could not look for the upload a failed CreateMultipartUpload may have \
                      created; the bucket's AbortIncompleteMultipartUpload rule must remove it"
                 );
-                return Err(error);
             }
             match delays.next() {
                 Some(delay) if error.is_retryable() => tokio::time::sleep(delay).await,

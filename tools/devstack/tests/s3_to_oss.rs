@@ -49,47 +49,21 @@ async fn put_s3(stack: &Stack, key: &str, body: Vec<u8>) -> String {
 /// `crc64_nvme` the upload asks for a full-object CRC-64/NVME, which S3 keeps for every new
 /// object and moto only when asked.
 async fn put_s3_in_parts(stack: &Stack, key: &str, body: &[u8], crc64_nvme: bool) -> String {
-    use aws_sdk_s3::types::{
-        ChecksumAlgorithm, ChecksumType, CompletedMultipartUpload, CompletedPart,
-    };
-    let (s3, bucket) = (stack.s3(), &stack.config().dst_bucket);
-    let mut create = s3.create_multipart_upload().bucket(bucket).key(key);
+    use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumType};
+    let s3 = stack.s3();
+    let mut create = s3
+        .create_multipart_upload()
+        .bucket(&stack.config().dst_bucket)
+        .key(key);
     if crc64_nvme {
         create = create
             .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
             .checksum_type(ChecksumType::FullObject);
     }
-    let upload = create.send().await.expect("created");
-    let upload_id = upload.upload_id().expect("an upload ID");
-    let mut parts = CompletedMultipartUpload::builder();
-    for (n, chunk) in (1..).zip(body.chunks(5 * MIB)) {
-        let part = s3
-            .upload_part()
-            .bucket(bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .part_number(n)
-            .body(chunk.to_vec().into())
-            .send()
-            .await
-            .expect("a part");
-        let etag = part.e_tag().unwrap_or_default();
-        parts = parts.parts(CompletedPart::builder().part_number(n).e_tag(etag).build());
-    }
-    let completed = s3
-        .complete_multipart_upload()
-        .bucket(bucket)
-        .key(key)
-        .upload_id(upload_id)
-        .multipart_upload(parts.build())
-        .send()
+    let parts = body.chunks(5 * MIB).map(<[u8]>::to_vec);
+    testkit::s3_upload::upload_in_parts(s3, create, parts)
         .await
-        .expect("completed");
-    completed
-        .e_tag()
-        .unwrap_or_default()
-        .trim_matches('"')
-        .to_owned()
+        .unwrap_or_else(|e| panic!("S3 multipart upload of {key:?}: {e:#}"))
 }
 
 /// The OSS object's metadata and bytes, when it exists.

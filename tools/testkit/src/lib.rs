@@ -35,6 +35,7 @@ pub mod process;
 pub mod python;
 pub mod runtime_api;
 pub mod s3_proxy;
+pub mod s3_upload;
 pub mod services;
 pub mod sqs_event;
 

@@ -5,7 +5,6 @@
 //! with `oss2s3 sync s3://… oss://…`, and `oss2s3 verify` audits both buckets at the end.
 
 use aws_sdk_s3::primitives::{DateTime as S3DateTime, DateTimeFormat};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart as S3CompletedPart};
 
 use super::*;
 
@@ -142,39 +141,14 @@ async fn upload_to_s3(
     }
     match object.kind {
         UploadKind::Multipart { part_size } => {
-            let upload = with_headers!(s3.create_multipart_upload())
-                .send()
-                .await
-                .with_context(|| format!("CreateMultipartUpload {key}"))?;
-            let upload_id = upload.upload_id().context("no UploadId")?;
-            let mut parts = CompletedMultipartUpload::builder();
             let part_size = transfer::size::as_usize(part_size.max(S3_MIN_PART));
-            for (n, chunk) in (1..).zip(data.chunks(part_size)) {
-                let part = s3
-                    .upload_part()
-                    .bucket(bucket)
-                    .key(key)
-                    .upload_id(upload_id)
-                    .part_number(n)
-                    .body(chunk.to_vec().into())
-                    .send()
-                    .await
-                    .with_context(|| format!("UploadPart {n} of {key}"))?;
-                parts = parts.parts(
-                    S3CompletedPart::builder()
-                        .part_number(n)
-                        .set_e_tag(part.e_tag().map(str::to_owned))
-                        .build(),
-                );
-            }
-            s3.complete_multipart_upload()
-                .bucket(bucket)
-                .key(key)
-                .upload_id(upload_id)
-                .multipart_upload(parts.build())
-                .send()
-                .await
-                .with_context(|| format!("CompleteMultipartUpload {key}"))?;
+            let parts = data.chunks(part_size).map(<[u8]>::to_vec);
+            testkit::s3_upload::upload_in_parts(
+                s3,
+                with_headers!(s3.create_multipart_upload()),
+                parts,
+            )
+            .await?;
         }
         UploadKind::Put | UploadKind::Append { .. } => {
             with_headers!(s3.put_object())
