@@ -14,7 +14,8 @@
 //!
 //! Messages not deleted become visible again when the queue's visibility timeout expires, and
 //! the queue's redrive policy moves a message to the DLQ once it has been received
-//! `maxReceiveCount` times: both are SQS's own behaviour (moto implements them), as in AWS.
+//! `maxReceiveCount` times: both are SQS's own behaviour (moto and testkit's SQS server
+//! implement them), as in AWS.
 
 use std::collections::HashSet;
 use std::sync::Arc;

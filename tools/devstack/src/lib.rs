@@ -17,4 +17,4 @@ pub mod esm;
 pub mod stack;
 
 pub use binaries::{Binaries, Profile};
-pub use stack::{Stack, StackConfig};
+pub use stack::{SqsService, Stack, StackConfig};

@@ -32,6 +32,7 @@ use crate::binaries::Binaries;
 use crate::esm::{EsmCounts, EsmSettings, EsmStats, run_poller};
 use testkit::lambda::{FunctionInstance, FunctionSpec};
 use testkit::process::{ManagedProcess, ReadyLine};
+use testkit::sqs_server::SqsServer;
 
 /// Everything that can be chosen about the stack. [`StackConfig::new`] gives working defaults.
 #[derive(Debug, Clone)]
@@ -90,11 +91,13 @@ pub struct StackConfig {
     pub s3_proxy: bool,
     /// Extra or overriding forwarder environment, e.g. `FORWARD_DELETES`.
     pub forwarder_env: Vec<(String, String)>,
-    /// Run SQS in a moto server of its own. moto's SQS scans every message of a queue on each
-    /// receive, so a backlog of thousands costs a core; apart, it does not slow S3 down.
-    pub separate_sqs: bool,
+    /// Which server answers SQS calls.
+    pub sqs: SqsService,
+    /// An S3 server to use instead of moto's (it must accept `aws_access_key_id`); moto still
+    /// serves Secrets Manager. Not with `s3_to_oss`, which needs moto's S3 event notifications.
+    pub s3_endpoint: Option<String>,
     /// Also replicate S3 → OSS: the destination bucket's event notifications (moto sends them
-    /// to its own SQS, so not with `separate_sqs`) feed a replicator with `DIRECTION=s3-to-oss`
+    /// to its own SQS, so only with `SqsService::Moto`) feed a replicator with `DIRECTION=s3-to-oss`
     /// that copies into the source bucket. With the OSS trigger on, the stack is two-way.
     pub s3_to_oss: bool,
     /// The S3 → OSS direction's event queue.
@@ -138,13 +141,36 @@ impl StackConfig {
             emulator_faults: Vec::new(),
             s3_proxy: false,
             forwarder_env: Vec::new(),
-            separate_sqs: false,
+            sqs: SqsService::Moto,
+            s3_endpoint: None,
             s3_to_oss: false,
             reverse_queue_name: "oss2s3-s3-events".into(),
             reverse_dlq_name: "oss2s3-s3-dlq".into(),
             reverse_function_env: Vec::new(),
         }
     }
+}
+
+/// Which server answers a stack's SQS calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SqsService {
+    /// moto's SQS, in the moto server that also serves S3 and Secrets Manager.
+    #[default]
+    Moto,
+    /// moto's SQS in a moto server of its own. moto's SQS scans every message of a queue on
+    /// each receive, so a backlog of thousands costs a core; apart, it does not slow S3 down.
+    SeparateMoto,
+    /// testkit's in-memory SQS server ([`testkit::sqs_server`]), for rates moto cannot
+    /// sustain (a few hundred calls a second).
+    InMemory,
+}
+
+/// The process or task that serves SQS apart from moto's main server, kept for the stack's
+/// life.
+#[derive(Debug)]
+enum SqsServerHandle {
+    Moto(ManagedProcess),
+    InMemory(#[expect(dead_code, reason = "kept only so the server lives")] SqsServer),
 }
 
 /// The running stack. Stop it with [`Stack::shutdown`]; dropping it kills everything too.
@@ -171,7 +197,7 @@ pub struct Stack {
     emulator: ManagedProcess,
     forwarder: ManagedProcess,
     moto: ManagedProcess,
-    sqs_moto: Option<ManagedProcess>,
+    sqs_server: Option<SqsServerHandle>,
 }
 
 /// The S3 → OSS direction of a stack: its queues, replicator environments and pollers.
@@ -200,11 +226,19 @@ impl Stack {
         std::fs::create_dir_all(&config.run_dir)
             .with_context(|| format!("create {}", config.run_dir.display()))?;
         let (moto, moto_endpoint) = start_moto(&config, "moto.log").await?;
-        let (sqs_moto, sqs_endpoint) = if config.separate_sqs {
-            let (process, endpoint) = start_moto(&config, "moto-sqs.log").await?;
-            (Some(process), endpoint)
-        } else {
-            (None, moto_endpoint.clone())
+        let (sqs_server, sqs_endpoint) = match config.sqs {
+            SqsService::Moto => (None, moto_endpoint.clone()),
+            SqsService::SeparateMoto => {
+                let (process, endpoint) = start_moto(&config, "moto-sqs.log").await?;
+                (Some(SqsServerHandle::Moto(process)), endpoint)
+            }
+            SqsService::InMemory => {
+                let server = SqsServer::start()
+                    .await
+                    .context("start the in-memory SQS server")?;
+                let endpoint = server.url();
+                (Some(SqsServerHandle::InMemory(server)), endpoint)
+            }
         };
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(config.aws_region.clone()))
@@ -218,7 +252,16 @@ impl Stack {
             ))
             .load()
             .await;
-        let s3 = aws_sdk_s3::Client::from_conf(transfer::s3::s3_config(&sdk));
+        let s3_server = config
+            .s3_endpoint
+            .clone()
+            .unwrap_or_else(|| moto_endpoint.clone());
+        let s3 = aws_sdk_s3::Client::from_conf(
+            transfer::s3::s3_config(&sdk)
+                .to_builder()
+                .endpoint_url(&s3_server)
+                .build(),
+        );
         let sqs = aws_sdk_sqs::Client::from_conf(
             aws_sdk_sqs::config::Builder::from(&sdk)
                 .endpoint_url(&sqs_endpoint)
@@ -261,13 +304,13 @@ impl Stack {
             .context("create the OSS secret")?;
 
         let s3_proxy = if config.s3_proxy {
-            Some(testkit::s3_proxy::S3Proxy::start(&moto_endpoint).await?)
+            Some(testkit::s3_proxy::S3Proxy::start(&s3_server).await?)
         } else {
             None
         };
         let s3_endpoint = s3_proxy
             .as_ref()
-            .map_or_else(|| moto_endpoint.clone(), testkit::s3_proxy::S3Proxy::url);
+            .map_or_else(|| s3_server.clone(), testkit::s3_proxy::S3Proxy::url);
         let (forwarder, forwarder_url) = start_forwarder(&config, &sqs_endpoint, &queue_url)?;
         let (emulator, emulator_endpoint) = start_emulator(&config, &forwarder_url)?;
 
@@ -304,7 +347,7 @@ impl Stack {
         };
         let pollers = spawn_pollers(&sqs, &esm, &functions, &stats, &stopped);
         let reverse = if config.s3_to_oss {
-            if config.separate_sqs {
+            if config.sqs != SqsService::Moto || config.s3_endpoint.is_some() {
                 bail!(
                     "s3_to_oss needs moto's S3 and SQS in one server: moto delivers S3 events in-process"
                 );
@@ -342,7 +385,7 @@ impl Stack {
             emulator,
             forwarder,
             moto,
-            sqs_moto,
+            sqs_server,
         })
     }
 
@@ -364,7 +407,7 @@ impl Stack {
         self.emulator.kill();
         self.forwarder.kill();
         self.moto.kill();
-        if let Some(moto) = &self.sqs_moto {
+        if let Some(SqsServerHandle::Moto(moto)) = &self.sqs_server {
             moto.kill();
         }
     }
@@ -402,8 +445,8 @@ impl Stack {
         &self.moto_endpoint
     }
 
-    /// The SQS endpoint: the AWS endpoint, or moto's SQS server of its own
-    /// ([`StackConfig::separate_sqs`]).
+    /// The SQS endpoint: the AWS endpoint, or the SQS server of its own
+    /// ([`StackConfig::sqs`]).
     pub fn sqs_endpoint(&self) -> &str {
         &self.sqs_endpoint
     }
@@ -588,7 +631,7 @@ impl Stack {
             self.emulator.log_path().to_owned(),
             self.forwarder.log_path().to_owned(),
         ];
-        if let Some(moto) = &self.sqs_moto {
+        if let Some(SqsServerHandle::Moto(moto)) = &self.sqs_server {
             logs.push(moto.log_path().to_owned());
         }
         logs.extend(self.function_logs());

@@ -117,7 +117,7 @@ impl Drop for AwsStub {
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
+pub(crate) fn json_response(status: StatusCode, body: &Value) -> Response {
     (
         status,
         [("content-type", "application/x-amz-json-1.0")],
@@ -126,19 +126,19 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn client_error(kind: &str, message: &str) -> Response {
+pub(crate) fn client_error(kind: &str, message: &str) -> Response {
     json_response(
         StatusCode::BAD_REQUEST,
         &json!({"__type": kind, "message": message}),
     )
 }
 
-fn md5_hex(text: &str) -> String {
+pub(crate) fn md5_hex(text: &str) -> String {
     hex::encode(Md5::digest(text.as_bytes()))
 }
 
 /// A message ID in the UUID shape SQS uses.
-fn message_id(n: usize) -> String {
+pub(crate) fn message_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
@@ -176,9 +176,10 @@ async fn handle(State(state): State<Arc<StubState>>, headers: HeaderMap, body: B
     }
 }
 
-type Refusal = (&'static str, String);
+/// Why a request was refused: the error code and its message.
+pub(crate) type Refusal = (&'static str, String);
 
-fn queue_url(request: &Value) -> Result<String, Refusal> {
+pub(crate) fn queue_url(request: &Value) -> Result<String, Refusal> {
     request["QueueUrl"]
         .as_str()
         .filter(|u| !u.is_empty())
@@ -186,7 +187,7 @@ fn queue_url(request: &Value) -> Result<String, Refusal> {
         .ok_or(("MissingParameter", "QueueUrl is required".to_owned()))
 }
 
-fn message_body(value: &Value) -> Result<String, Refusal> {
+pub(crate) fn message_body(value: &Value) -> Result<String, Refusal> {
     let body = value["MessageBody"]
         .as_str()
         .filter(|b| !b.is_empty())
@@ -217,8 +218,18 @@ fn send_message(state: &StubState, request: &Value) -> Result<Value, Refusal> {
     Ok(json!({"MessageId": id, "MD5OfMessageBody": md5}))
 }
 
-fn send_message_batch(state: &StubState, request: &Value) -> Result<Value, Refusal> {
-    let queue_url = queue_url(request)?;
+/// Whether `name` is a valid batch entry ID or queue name: 1 to 80 characters from
+/// `[A-Za-z0-9_-]`.
+pub(crate) fn is_sqs_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 80
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The entries of a batch request (`Entries`: 1 to 10, with valid, distinct IDs).
+pub(crate) fn batch_entries(request: &Value) -> Result<&Vec<Value>, Refusal> {
     let entries = request["Entries"]
         .as_array()
         .filter(|e| !e.is_empty())
@@ -232,17 +243,10 @@ fn send_message_batch(state: &StubState, request: &Value) -> Result<Value, Refus
             format!("{} entries; at most 10", entries.len()),
         ));
     }
-    let mut bodies = Vec::with_capacity(entries.len());
     let mut ids: Vec<&str> = Vec::with_capacity(entries.len());
-    let mut total = 0;
     for entry in entries {
         let id = entry["Id"].as_str().unwrap_or_default();
-        let valid = !id.is_empty()
-            && id.len() <= 80
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
+        if !is_sqs_name(id) {
             return Err(("InvalidBatchEntryId", format!("entry ID {id:?} is invalid")));
         }
         if ids.contains(&id) {
@@ -251,10 +255,21 @@ fn send_message_batch(state: &StubState, request: &Value) -> Result<Value, Refus
                 format!("entry ID {id:?} repeats"),
             ));
         }
+        ids.push(id);
+    }
+    Ok(entries)
+}
+
+/// The entries of a `SendMessageBatch` request with their bodies, checked as SQS checks them
+/// (see [`batch_entries`]; each body and their total at most 1 MiB).
+pub(crate) fn batch_messages(request: &Value) -> Result<Vec<(&Value, String)>, Refusal> {
+    let entries = batch_entries(request)?;
+    let mut messages = Vec::with_capacity(entries.len());
+    let mut total = 0;
+    for entry in entries {
         let body = message_body(entry)?;
         total += body.len();
-        ids.push(id);
-        bodies.push(body);
+        messages.push((entry, body));
     }
     if total > MAX_MESSAGE_BYTES {
         return Err((
@@ -262,16 +277,23 @@ fn send_message_batch(state: &StubState, request: &Value) -> Result<Value, Refus
             format!("the batch is {total} bytes; at most {MAX_MESSAGE_BYTES}"),
         ));
     }
+    Ok(messages)
+}
+
+fn send_message_batch(state: &StubState, request: &Value) -> Result<Value, Refusal> {
+    let queue_url = queue_url(request)?;
+    let messages = batch_messages(request)?;
     let mut recorded = state
         .recorded
         .lock()
         .unwrap_or_else(PoisonError::into_inner);
     recorded.calls += 1;
-    let mut successful = Vec::with_capacity(ids.len());
-    for (id, body) in ids.into_iter().zip(bodies) {
+    let mut successful = Vec::with_capacity(messages.len());
+    for (entry, body) in messages {
         let message = message_id(recorded.messages.len());
-        successful
-            .push(json!({"Id": id, "MessageId": message, "MD5OfMessageBody": md5_hex(&body)}));
+        successful.push(
+            json!({"Id": entry["Id"], "MessageId": message, "MD5OfMessageBody": md5_hex(&body)}),
+        );
         recorded.messages.push(SentMessage {
             queue_url: queue_url.clone(),
             body,

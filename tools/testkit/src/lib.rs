@@ -13,6 +13,8 @@
 //! - [`sqs_event`]: the SQS events Lambda's event source mapping delivers;
 //! - [`aws_stub`]: a minimal AWS JSON-protocol endpoint (a fixed Secrets Manager secret and a
 //!   counting SQS sink);
+//! - [`sqs_server`]: an in-memory SQS server (standard queues, visibility, redrive, long polls)
+//!   for rates moto cannot sustain;
 //! - [`s3_proxy`]: a proxy in front of an S3 server that counts requests by operation and
 //!   injects faults;
 //! - [`discard_s3`]: an S3 endpoint that verifies what it receives and keeps none of it;
@@ -38,6 +40,7 @@ pub mod s3_proxy;
 pub mod s3_upload;
 pub mod services;
 pub mod sqs_event;
+pub mod sqs_server;
 
 pub use moto::MotoServer;
 pub use python::{free_port, python, repo_root};

@@ -62,7 +62,7 @@ impl Default for ChaosOptions {
 /// function timeouts, so that redeliveries come soon.
 pub fn configure(config: &mut StackConfig) {
     config.s3_proxy = true;
-    config.separate_sqs = true;
+    config.sqs = crate::stack::SqsService::SeparateMoto;
     config.max_receive_count = 8;
     config.visibility_timeout = config.function_timeout * 2;
     config.forwarder_env = vec![("FORWARD_DELETES".into(), "true".into())];
