@@ -1,11 +1,12 @@
 //! `oss2s3-bench`: oss2s3's benchmark (`./scripts/bench`, `--quick` for the smoke run).
 //!
 //! Starts every server as its own process on free loopback ports (the OSS emulator, the S3 sink
-//! `s3s-fs` or moto, the `replicator` and `oss-forwarder` binaries), measures P1–P7 as
+//! `s3s-fs` or moto, the `replicator` and `oss-forwarder` binaries), measures P1–P9 as
 //! `docs/bench.md` describes, prints a Markdown table and writes every figure with its
 //! parameters as JSON. Figures are ratios taken in the same run wherever possible, because
 //! absolute times on shared machines are noise.
 
+mod cost;
 mod env;
 mod lambda;
 mod measure;
@@ -32,6 +33,8 @@ enum Command {
     Run(RunArgs),
     /// The raw pipe (P1's ceiling), run as its own process by `run`.
     RawPipe(raw_pipe::RawPipeArgs),
+    /// The cost model (docs/cost.md) from a run's results and the price table.
+    Cost(cost::CostArgs),
 }
 
 /// Options of `run`.
@@ -49,7 +52,7 @@ pub(crate) struct RunArgs {
     /// The `s3s-fs` binary; without it the S3 sink is moto (only sensible with `--quick`).
     #[arg(long)]
     s3s_fs: Option<PathBuf>,
-    /// Only these measurements (comma-separated: p1,p2,p1r,p2r,p3,p4,p5,p7,p8,p9; P1R and P2R
+    /// Only these measurements (comma-separated: p1,p2,p1r,p2r,p3,p4,p5,p6,p7,p8,p9; P1R and P2R
     /// are P1 and P2 from S3 into OSS).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -60,7 +63,7 @@ pub(crate) struct RunArgs {
     /// `--quick`).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Runs the replicator of P1's engine copies under this command (e.g.
+    /// Runs the replicator of P1's engine copies, and the forwarder of P6, under this command (e.g.
     /// `valgrind --tool=callgrind --callgrind-out-file=target/bench-work/callgrind.out`).
     #[arg(long)]
     profile_with: Option<String>,
@@ -92,6 +95,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => measure::run(args).await,
             Command::RawPipe(args) => raw_pipe::run(args).await,
+            Command::Cost(args) => cost::run(&args),
         }
     });
     match result {

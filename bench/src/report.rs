@@ -71,6 +71,11 @@ impl Report {
         self.figures.insert(id.to_owned(), value);
     }
 
+    /// The figures recorded so far, by measurement.
+    pub(crate) fn recorded(&self) -> &Map<String, Value> {
+        &self.figures
+    }
+
     /// A note printed under the table (and stored in the JSON).
     pub(crate) fn note(&mut self, note: impl Into<String>) {
         let note = note.into();

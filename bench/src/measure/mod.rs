@@ -1,6 +1,7 @@
 //! The measurements, P1–P9 (see `docs/bench.md`), one module per figure; this module holds the
 //! plan, the run and what the figures share.
 
+mod forwarder;
 mod latency;
 mod listing;
 mod memory;
@@ -20,6 +21,7 @@ use transfer::replicate::CopySettings;
 use transfer::task::{ReplicationTask, SourceObject};
 
 use crate::RunArgs;
+use crate::cost;
 use crate::env::{OSS_KEYS, S3_KEYS, SRC_BUCKET, Seed, Stack, seed};
 use testkit::process::{ManagedProcess, ReadyLine, free_bytes, machine_load};
 use testkit::s3_proxy::S3Proxy;
@@ -42,7 +44,12 @@ struct Plan {
     init_runs: usize,
     p7_small: usize,
     p7_multipart: u64,
-    p4_rate: usize,
+    /// The large file of the cost model (Data Transfer Hub's 50 MB).
+    p7_cost_large: u64,
+    /// P4's arrival rates, objects per second, each run on a fresh stack.
+    p4_rates: [usize; 2],
+    p6_events: usize,
+    p6_python_events: usize,
     p4_seconds: usize,
     latency_count: usize,
     oss_latency_ms: u64,
@@ -60,7 +67,10 @@ impl Plan {
                 init_runs: 3,
                 p7_small: 10,
                 p7_multipart: 40 * MIB,
-                p4_rate: 10,
+                p7_cost_large: 20_000_000,
+                p4_rates: [10, 40],
+                p6_events: 200,
+                p6_python_events: 20,
                 p4_seconds: 2,
                 latency_count: 20,
                 oss_latency_ms: 20,
@@ -75,7 +85,10 @@ impl Plan {
                 init_runs: 20,
                 p7_small: 10,
                 p7_multipart: 64 * MIB,
-                p4_rate: 50,
+                p7_cost_large: 50_000_000,
+                p4_rates: [50, 200],
+                p6_events: 20_000,
+                p6_python_events: 1000,
                 p4_seconds: 60,
                 latency_count: 1000,
                 oss_latency_ms: 20,
@@ -91,6 +104,9 @@ fn large_key(size: u64) -> String {
 fn small_key(i: usize) -> String {
     format!("small/{i:05}.bin")
 }
+
+/// P7's object of the cost model's large case.
+const P7_COST_LARGE: &str = "p7/cost-large.bin";
 
 fn p7_small_key(i: usize) -> String {
     format!("p7/small-{i:03}.bin")
@@ -185,6 +201,7 @@ pub(crate) async fn run(mut args: RunArgs) -> anyhow::Result<()> {
     if args.wants("p7") {
         seeds.extend((0..plan.p7_small).map(|i| (p7_small_key(i), plan.small_size)));
         seeds.push(("p7/multipart.bin".into(), plan.p7_multipart));
+        seeds.push((P7_COST_LARGE.into(), plan.p7_cost_large));
     }
     let seeding = Instant::now();
     seed(&data_dir, &seeds)
@@ -198,6 +215,16 @@ pub(crate) async fn run(mut args: RunArgs) -> anyhow::Result<()> {
 
     let stack = Stack::start(&args, &work, &data_dir).await?;
     let outcome = measure_all(&args, &plan, &stack, &mut report, p12, huge).await;
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if args.quick {
+            "bench/results/latest-quick.json"
+        } else {
+            "bench/results/latest.json"
+        })
+    });
+    if outcome.is_ok() {
+        add_cost_model(&mut report, &out, args.quick);
+    }
 
     let (load_after, _) = machine_load();
     let meta = json!({
@@ -231,13 +258,6 @@ pub(crate) async fn run(mut args: RunArgs) -> anyhow::Result<()> {
         load_after,
         meta["sink"].as_str().unwrap_or_default()
     );
-    let out = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from(if args.quick {
-            "bench/results/latest-quick.json"
-        } else {
-            "bench/results/latest.json"
-        })
-    });
     if let Some(dir) = out.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -289,6 +309,11 @@ async fn measure_all(
             .await
             .context("P5")?;
     }
+    if args.wants("p6") {
+        forwarder::forwarder_alone(args, plan, stack, report)
+            .await
+            .context("P6")?;
+    }
     if args.wants("p7") {
         requests::requests_per_object(args, plan, stack, report)
             .await
@@ -310,6 +335,85 @@ async fn measure_all(
             .context("P8")?;
     }
     Ok(())
+}
+
+/// Adds the cost model (`docs/cost.md`) to the report. It needs P1, P3, P6 and P7; those this
+/// run skipped come from the last run's results in `previous` (same mode), and a note says so.
+fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) {
+    let earlier: Option<Value> = std::fs::read_to_string(previous)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let mut figures = earlier
+        .as_ref()
+        .map(|e| e["figures"].clone())
+        .filter(Value::is_object)
+        .unwrap_or_else(|| json!({}));
+    let reused: Vec<&str> = ["P1", "P3", "P6", "P7"]
+        .into_iter()
+        .filter(|id| !report.recorded().contains_key(*id) && figures.get(*id).is_some())
+        .collect();
+    for (id, value) in report.recorded() {
+        figures[id] = value.clone();
+    }
+    let deployment = cost::Deployment::default();
+    let model = cost::Measured::from_figures(&figures).and_then(|measured| {
+        let prices = cost::Prices::load(Path::new("bench/prices.json"))?;
+        Ok(cost::Model::compute(&prices, &deployment, &measured))
+    });
+    let model = match model {
+        Ok(model) => model,
+        Err(e) => {
+            report.note(format!("cost model skipped: {e:#}"));
+            return;
+        }
+    };
+    let small_tb = |d: f64| d * 1e12 / model.small.object_bytes as f64;
+    let ratio = model.floor_ratio();
+    report.row(
+        "C",
+        &format!(
+            "cost of {} KB files, all but data transfer, vs the floor (S3's PUT price alone), per TB",
+            model.small.object_bytes / 1000
+        ),
+        format!(
+            "${:.0} vs ${:.0} = **{ratio:.2}×**",
+            small_tb(model.small.requests_and_compute()),
+            small_tb(model.floor)
+        ),
+        &format!("≤ {}×", cost::FLOOR_TARGET),
+        if quick {
+            Verdict::Info
+        } else {
+            Verdict::of(ratio <= cost::FLOOR_TARGET)
+        },
+    );
+    let json = model.json(&deployment);
+    report.row(
+        "C",
+        &format!(
+            "cost per TB, all in: {} KB files; {} MB files (Data Transfer Hub, 10 KB and 50 MB: $1,114; $94)",
+            model.small.object_bytes / 1000,
+            model.large.object_bytes / 1_000_000
+        ),
+        format!(
+            "${:.0}; ${:.2}",
+            json["small"]["total_per_tb"].as_f64().unwrap_or_default(),
+            json["large"]["total_per_tb"].as_f64().unwrap_or_default()
+        ),
+        "",
+        Verdict::Info,
+    );
+    if !reused.is_empty() {
+        let date = earlier
+            .as_ref()
+            .and_then(|e| e["meta"]["date"].as_str())
+            .unwrap_or("an earlier run");
+        report.note(format!(
+            "cost model: {} from the run of {date} (not measured in this run)",
+            reused.join(", ")
+        ));
+    }
+    report.figures("cost", json);
 }
 
 fn human(bytes: u64) -> String {

@@ -1,8 +1,8 @@
 //! P7: requests per object, counted by the emulator and the S3 proxy.
 
 use super::{
-    BTreeMap, Context, CopySettings, Function, Plan, Report, RunArgs, S3Proxy, Stack, Verdict,
-    ensure, event_body, human, json, p7_small_key, replicator_env, start_function,
+    BTreeMap, Context, CopySettings, Function, P7_COST_LARGE, Plan, Report, RunArgs, S3Proxy,
+    Stack, Verdict, ensure, event_body, human, json, p7_small_key, replicator_env, start_function,
 };
 
 /// Request counts per object, by operation, for one batch (delivered `again`: as the second
@@ -81,15 +81,20 @@ pub(super) async fn requests_per_object(
     let big_etag = stack.oss_etags(std::slice::from_ref(&big)).await?;
     let multipart = vec![event_body(&big, plan.p7_multipart, &big_etag[0])];
     let (mp_oss, mp_s3) = count_requests(stack, &proxy, &function, (&multipart, false), 1).await?;
+    // The cost model's large file, at Data Transfer Hub's size.
+    let cost_etag = stack.oss_etags(&[P7_COST_LARGE.to_owned()]).await?;
+    let cost_body = vec![event_body(P7_COST_LARGE, plan.p7_cost_large, &cost_etag[0])];
+    let (cost_oss, cost_s3) =
+        count_requests(stack, &proxy, &function, (&cost_body, false), 1).await?;
     // The same batch delivered again shows what an already-replicated object costs.
     let (again_oss, again_s3) =
         count_requests(stack, &proxy, &function, (&small, true), plan.p7_small).await?;
     drop(function);
     let (copied, _) = stack.count_objects("dst-p7").await?;
     ensure!(
-        copied == plan.p7_small + 1,
+        copied == plan.p7_small + 2,
         "dst-p7 holds {copied} objects, expected {}",
-        plan.p7_small + 1
+        plan.p7_small + 2
     );
     let parts = plan.p7_multipart.div_ceil(CopySettings::DEFAULT_PART_SIZE);
     let total = |counts: &BTreeMap<String, f64>| counts.values().sum::<f64>();
@@ -121,6 +126,17 @@ pub(super) async fn requests_per_object(
     );
     report.row(
         "P7",
+        &format!(
+            "requests for one {} MB object ({} parts, the cost model's large file): OSS; S3",
+            plan.p7_cost_large / 1_000_000,
+            plan.p7_cost_large.div_ceil(CopySettings::DEFAULT_PART_SIZE)
+        ),
+        format!("{}; {}", describe(&cost_oss), describe(&cost_s3)),
+        "",
+        Verdict::Info,
+    );
+    report.row(
+        "P7",
         "requests per already-replicated object, delivered again: OSS; S3",
         format!("{}; {}", describe(&again_oss), describe(&again_s3)),
         "floor 0; 1",
@@ -135,6 +151,7 @@ pub(super) async fn requests_per_object(
             "multipart_object_bytes": plan.p7_multipart,
             "multipart_parts": parts,
             "multipart": { "oss": mp_oss, "s3": mp_s3 },
+            "cost_large": { "object_bytes": plan.p7_cost_large, "oss": cost_oss, "s3": cost_s3 },
             "already_replicated_per_object": { "oss": again_oss, "s3": again_s3 },
             "s3_counted_by": "a counting proxy in front of the sink",
             "tasks": "as the forwarder sends them (ETag, size, event name); the already-replicated batch as a second delivery",

@@ -1,9 +1,8 @@
 //! P5: the functions' start-up time against `/bin/true`.
 
 use super::{
-    Command, Duration, Function, INVOKE_TIMEOUT, Instant, ManagedProcess, OSS_KEYS, Plan,
-    ReadyLine, Report, RunArgs, S3_KEYS, Stack, Verdict, ensure, json, median, quantile,
-    replicator_env,
+    Command, Function, INVOKE_TIMEOUT, Instant, OSS_KEYS, Plan, Report, RunArgs, Stack, Verdict,
+    ensure, json, median, quantile, replicator_env,
 };
 
 pub(super) async fn startup_time(
@@ -23,38 +22,17 @@ pub(super) async fn startup_time(
     let mut forwarder = Vec::new();
     let logs = stack.logs();
     for _ in 0..runs {
-        let mut command = Command::new(args.bin_dir.join("bootstrap"));
-        command.env_clear();
-        if let Some(path) = std::env::var_os("PATH") {
-            command.env("PATH", path);
-        }
-        command.envs([
-            ("HOME", stack.work.join("home").display().to_string()),
-            (
-                "SQS_QUEUE_URL",
-                "http://127.0.0.1:9/000000000000/bench-tasks".to_owned(),
-            ),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", S3_KEYS.0.to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", S3_KEYS.1.to_owned()),
-            ("AWS_EC2_METADATA_DISABLED", "true".to_owned()),
-            ("FC_CUSTOM_LISTEN_PORT", testkit::free_port().to_string()),
-        ]);
-        let log = logs.join("forwarder-init.log");
-        let (proc, ready) = tokio::task::spawn_blocking(move || {
-            ManagedProcess::spawn_until(
-                "oss-forwarder",
-                command,
-                &log,
-                ReadyLine {
-                    prefix: "oss-forwarder listening on",
-                    timeout: Duration::from_secs(20),
-                },
-            )
-        })
-        .await??;
-        forwarder.push(ready.after.as_secs_f64() * 1000.0);
-        drop(proc);
+        let command = super::forwarder::forwarder_command(
+            args,
+            stack,
+            ("http://127.0.0.1:9/000000000000/bench-tasks", None),
+            testkit::free_port(),
+            None,
+        );
+        let (process, ready) =
+            super::forwarder::spawn_forwarder(command, logs.join("forwarder-init.log")).await?;
+        forwarder.push(ready.as_secs_f64() * 1000.0);
+        drop(process);
     }
     let mut replicator = Vec::new();
     let env = replicator_env(stack, "dst-init", None);
