@@ -304,8 +304,10 @@ fn price_object(
     let lambda = prices.lambda_request / deployment.batch_size
         + deployment.lambda_gb * lambda_seconds * prices.lambda_gb_second;
     // FC bills an instance's active time once for all the invocations it serves at once; a busy
-    // instance serves `instanceConcurrency` events, each waiting for its SQS round trip.
-    let fc_seconds = (measured.forwarder_cpu_seconds + deployment.sqs_round_trip)
+    // instance serves `instanceConcurrency` events, each waiting for its SQS round trip and for
+    // its CPU time at the instance's share of a core.
+    let fc_seconds = (measured.forwarder_cpu_seconds / deployment.fc_vcpu
+        + deployment.sqs_round_trip)
         / deployment.fc_instance_concurrency;
     let fc = prices.fc_invocation
         + fc_seconds
@@ -618,6 +620,59 @@ mod tests {
         // abort cost nothing here.
         let large = model.large.requests_and_compute();
         assert!((large - 5.0 * 0.005 / 1000.0).abs() < 1e-15, "{large}");
+    }
+
+    /// A price table of round numbers, so that every line can be worked out by hand.
+    fn round_prices() -> Value {
+        let usd = |usd: f64| json!({"usd": usd, "source": "https://example.com/price"});
+        let cny = |cny: f64| json!({"cny": cny, "source": "https://example.com/price"});
+        json!({
+            "usd_per_cny": {"value": 0.1},
+            "prices": {
+                "s3_put_per_1000": usd(1.0),
+                "s3_get_per_1000": usd(0.1),
+                "sqs_per_million": usd(1.0),
+                "lambda_requests_per_million": usd(1.0),
+                "lambda_gb_second_arm64": usd(1.0),
+                "fc_invocations_per_million": cny(10.0),
+                "fc_vcpu_second": cny(1.0),
+                "fc_gb_second": cny(1.0),
+                "oss_get_per_10000": cny(1.0),
+                "oss_put_per_10000": cny(2.0),
+                "oss_internet_egress_per_gb": cny(10.0),
+                "s3_data_transfer_in_per_gb": usd(0.0),
+            }
+        })
+    }
+
+    #[test]
+    fn every_line_of_a_small_object_matches_the_hand_computed_cost() {
+        let prices = Prices::from_json(&round_prices()).expect("prices");
+        let measured = Measured {
+            forwarder_cpu_seconds: 0.001,
+            small_objects_per_second: 100.0,
+            ..measured()
+        };
+        let model = Model::compute(&prices, &Deployment::default(), &measured);
+        // Worked out by hand, per object:
+        // S3: one PUT at $1 per 1,000. SQS: 1 send + 2/10 for receive and delete, at $1 per
+        // million. Lambda: 1/10 of a $1-per-million request + 1 GB × 1/100 s × $1.
+        // FC: CNY 10 per million × 0.1, plus (0.001 s / 0.1 vCPU + 0.15 s) / 20 of an instance
+        // at 0.1 vCPU × CNY 0.1 + 0.125 GB × CNY 0.1 (USD 0.0225 a second).
+        // OSS: one GET at CNY 1 per 10,000 × 0.1. Transfer: 10,000 bytes at CNY 10 × 0.1 per GB.
+        let expected = [
+            ("S3 requests", 1e-3),
+            ("SQS", 1.2e-6),
+            ("Lambda", 1e-7 + 0.01),
+            ("Function Compute", 1e-6 + 0.008 * 0.0225),
+            ("OSS requests", 1e-5),
+            ("Data transfer", 1e-5),
+        ];
+        for ((name, got), (want_name, want)) in model.small.lines.iter().zip(expected) {
+            assert_eq!(*name, want_name);
+            assert!((got - want).abs() < 1e-12, "{name}: {got} vs {want}");
+        }
+        assert!((model.floor_ratio() - 0.011_192_3 / 1e-3).abs() < 1e-6);
     }
 
     #[test]

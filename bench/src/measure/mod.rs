@@ -222,9 +222,7 @@ pub(crate) async fn run(mut args: RunArgs) -> anyhow::Result<()> {
             "bench/results/latest.json"
         })
     });
-    if outcome.is_ok() {
-        add_cost_model(&mut report, &out, args.quick);
-    }
+    let outcome = outcome.and_then(|()| add_cost_model(&mut report, &out, args.quick));
 
     let (load_after, _) = machine_load();
     let meta = json!({
@@ -339,7 +337,8 @@ async fn measure_all(
 
 /// Adds the cost model (`docs/cost.md`) to the report. It needs P1, P3, P6 and P7; those this
 /// run skipped come from the last run's results in `previous` (same mode), and a note says so.
-fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) {
+/// Fails only when this run measured all four and the model still cannot be computed.
+fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) -> anyhow::Result<()> {
     let earlier: Option<Value> = std::fs::read_to_string(previous)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok());
@@ -362,12 +361,20 @@ fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) {
     });
     let model = match model {
         Ok(model) => model,
+        Err(e)
+            if ["P1", "P3", "P6", "P7"]
+                .iter()
+                .all(|id| report.recorded().contains_key(*id)) =>
+        {
+            return Err(e.context("the cost model"));
+        }
         Err(e) => {
             report.note(format!("cost model skipped: {e:#}"));
-            return;
+            return Ok(());
         }
     };
-    let small_tb = |d: f64| d * 1e12 / model.small.object_bytes as f64;
+    let json = model.json(&deployment);
+    let per_tb = |case: &str, field: &str| json[case][field].as_f64().unwrap_or_default();
     let ratio = model.floor_ratio();
     report.row(
         "C",
@@ -377,8 +384,8 @@ fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) {
         ),
         format!(
             "${:.0} vs ${:.0} = **{ratio:.2}×**",
-            small_tb(model.small.requests_and_compute()),
-            small_tb(model.floor)
+            per_tb("small", "all_but_transfer_per_tb"),
+            json["floor_per_tb"].as_f64().unwrap_or_default()
         ),
         &format!("≤ {}×", cost::FLOOR_TARGET),
         if quick {
@@ -387,18 +394,20 @@ fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) {
             Verdict::of(ratio <= cost::FLOOR_TARGET)
         },
     );
-    let json = model.json(&deployment);
+    let [(dth_small, dth_small_tb), (dth_large, dth_large_tb)] = cost::DTH_PER_TB;
     report.row(
         "C",
         &format!(
-            "cost per TB, all in: {} KB files; {} MB files (Data Transfer Hub, 10 KB and 50 MB: $1,114; $94)",
+            "cost per TB, all in: {} KB files; {} MB files (Data Transfer Hub, {} KB and {} MB: ${dth_small_tb:.0}; ${dth_large_tb:.0})",
             model.small.object_bytes / 1000,
-            model.large.object_bytes / 1_000_000
+            model.large.object_bytes / 1_000_000,
+            dth_small / 1000,
+            dth_large / 1_000_000,
         ),
         format!(
             "${:.0}; ${:.2}",
-            json["small"]["total_per_tb"].as_f64().unwrap_or_default(),
-            json["large"]["total_per_tb"].as_f64().unwrap_or_default()
+            per_tb("small", "total_per_tb"),
+            per_tb("large", "total_per_tb")
         ),
         "",
         Verdict::Info,
@@ -407,13 +416,24 @@ fn add_cost_model(report: &mut Report, previous: &Path, quick: bool) {
         let date = earlier
             .as_ref()
             .and_then(|e| e["meta"]["date"].as_str())
-            .unwrap_or("an earlier run");
+            .unwrap_or("an earlier run")
+            .to_owned();
         report.note(format!(
             "cost model: {} from the run of {date} (not measured in this run)",
             reused.join(", ")
         ));
+        // Kept in this run's results, marked, so that the next partial run and
+        // `oss2s3-bench cost` find them too.
+        for id in reused {
+            let mut value = figures[id].clone();
+            if value.get("reused_from").is_none() {
+                value["reused_from"] = json!(date);
+            }
+            report.figures(id, value);
+        }
     }
     report.figures("cost", json);
+    Ok(())
 }
 
 fn human(bytes: u64) -> String {

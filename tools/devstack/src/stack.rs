@@ -440,7 +440,8 @@ impl Stack {
         &self.config
     }
 
-    /// moto's endpoint (S3, SQS, Secrets Manager), `http://127.0.0.1:PORT`.
+    /// moto's endpoint (Secrets Manager, and S3 and SQS unless [`StackConfig::s3_endpoint`] and
+    /// [`StackConfig::sqs`] name other servers), `http://127.0.0.1:PORT`.
     pub fn aws_endpoint(&self) -> &str {
         &self.moto_endpoint
     }

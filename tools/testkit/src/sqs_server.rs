@@ -1,6 +1,7 @@
 //! An in-memory SQS server speaking the JSON protocol (`X-Amz-Target: AmazonSQS.*`), for the
-//! local stack at rates moto's SQS cannot sustain (moto serves a few hundred calls a second and
-//! scans every message of a queue on each receive).
+//! local stack at rates moto's SQS cannot sustain (at 200 objects/s through the local stack,
+//! moto's SQS stopped accepting connections). Like moto it scans a queue on each receive, so it
+//! suits queues drained as they fill, not backlogs of millions.
 //!
 //! It keeps standard queues with SQS's delivery semantics: a received message is invisible for
 //! the visibility timeout and comes back unless deleted; `ApproximateReceiveCount` counts its
@@ -244,8 +245,14 @@ fn serve(state: &ServerState, operation: &str, request: &Value) -> Result<Value,
         }
         "SendMessageBatch" => {
             let url = queue_url(request)?;
+            let messages = batch_messages(request)?;
+            // Every entry is checked before any is queued, so a refused batch queues nothing.
+            for (entry, _) in &messages {
+                seconds(&entry["DelaySeconds"], "DelaySeconds", MAX_DELAY)?;
+            }
+            state.queues().named_by_url(&url)?;
             let mut successful = Vec::new();
-            for (entry, body) in batch_messages(request)? {
+            for (entry, body) in messages {
                 let md5 = md5_hex(&body);
                 let id = send(state, &url, entry, body)?;
                 successful
@@ -319,6 +326,16 @@ fn create_queue(state: &ServerState, request: &Value) -> Result<Value, Refusal> 
     let attributes = string_map(&request["Attributes"])?;
     let mut queues = state.queues();
     let url = format!("{}/{ACCOUNT}/{name}", state.endpoint);
+    if let Some(existing) = queues.by_name.get(name)
+        && attributes
+            .iter()
+            .any(|(k, v)| existing.attributes.get(k) != Some(v))
+    {
+        return Err((
+            "QueueNameExists",
+            format!("the queue {name:?} exists with other attributes"),
+        ));
+    }
     queues
         .by_name
         .entry(name.to_owned())
@@ -385,8 +402,7 @@ fn per_entry(entries: &[Value], mut one: impl FnMut(&Value) -> Result<(), Refusa
 fn send(state: &ServerState, url: &str, entry: &Value, body: String) -> Result<String, Refusal> {
     let delay = seconds(&entry["DelaySeconds"], "DelaySeconds", MAX_DELAY)?;
     let mut queues = state.queues();
-    queues.messages_sent += 1;
-    let id = message_id(usize::try_from(queues.messages_sent).unwrap_or(usize::MAX));
+    let id = message_id(usize::try_from(queues.messages_sent + 1).unwrap_or(usize::MAX));
     let queue = queues.named_by_url(url)?;
     let delay = delay.unwrap_or_else(|| queue.duration("DelaySeconds", Duration::ZERO));
     queue.messages.push_back(Message {
@@ -399,6 +415,7 @@ fn send(state: &ServerState, url: &str, entry: &Value, body: String) -> Result<S
         visible_at: Instant::now() + delay,
         receipt: None,
     });
+    queues.messages_sent += 1;
     drop(queues);
     state.arrivals.notify_waiters();
     Ok(id)
@@ -469,8 +486,9 @@ fn wants(request: &Value, fields: &[&str], name: &str) -> bool {
     })
 }
 
-/// Takes up to `max` visible messages, moving those past the redrive limit to the DLQ. Returns
-/// the messages and, when there are none, the time the next one becomes visible.
+/// Takes up to `max` visible messages, moving those past the redrive limit to the DLQ (when
+/// the redrive policy names a queue that does not exist, nothing moves, so nothing is lost).
+/// Returns the messages and, when there are none, the time the next one becomes visible.
 fn take_visible(
     state: &ServerState,
     url: &str,
@@ -478,11 +496,17 @@ fn take_visible(
     visibility: Option<Duration>,
 ) -> Result<(Vec<Message>, Option<Instant>), Refusal> {
     let mut queues = state.queues();
+    let redrive = queues
+        .named_by_url(url)?
+        .redrive()
+        .and_then(|(arn, limit)| {
+            let dlq = queues.by_name.iter().find(|(_, q)| q.arn == arn)?.0.clone();
+            Some((dlq, limit))
+        });
     let queue = queues.named_by_url(url)?;
     let now = Instant::now();
     let visibility =
         visibility.unwrap_or_else(|| queue.duration("VisibilityTimeout", Duration::from_secs(30)));
-    let redrive = queue.redrive();
     let mut taken = Vec::new();
     let mut dead = Vec::new();
     let mut next: Option<Instant> = None;
@@ -496,7 +520,7 @@ fn take_visible(
         }
         if redrive
             .as_ref()
-            .is_some_and(|(_, max)| message.receives >= *max)
+            .is_some_and(|(_, limit)| message.receives >= *limit)
         {
             dead.extend(queue.messages.remove(i));
             continue;
@@ -508,22 +532,17 @@ fn take_visible(
         taken.push(message.clone());
         i += 1;
     }
-    if let Some((dlq_arn, _)) = redrive
+    if let Some((dlq, _)) = redrive
         && !dead.is_empty()
+        && let Some(dlq) = queues.by_name.get_mut(&dlq)
     {
-        let dlq = queues
-            .by_name
-            .values_mut()
-            .find(|q| q.arn == dlq_arn)
-            .ok_or((
-                "QueueDoesNotExist",
-                format!("the dead-letter queue {dlq_arn} does not exist"),
-            ))?;
         for mut message in dead {
             message.visible_at = now;
             message.receipt = None;
             dlq.messages.push_back(message);
         }
+        drop(queues);
+        state.arrivals.notify_waiters();
     }
     Ok((taken, next))
 }
@@ -537,8 +556,13 @@ async fn receive_message(state: &ServerState, request: &Value) -> Result<Value, 
             "MaxNumberOfMessages must be 1 to 10".to_owned(),
         ))?,
     };
-    let wait = seconds(&request["WaitTimeSeconds"], "WaitTimeSeconds", MAX_WAIT)?
-        .unwrap_or(Duration::ZERO);
+    let wait = match seconds(&request["WaitTimeSeconds"], "WaitTimeSeconds", MAX_WAIT)? {
+        Some(wait) => wait,
+        None => state
+            .queues()
+            .named_by_url(&url)?
+            .duration("ReceiveMessageWaitTimeSeconds", Duration::ZERO),
+    };
     let visibility = seconds(
         &request["VisibilityTimeout"],
         "VisibilityTimeout",
@@ -824,6 +848,96 @@ mod tests {
             .await
             .expect("ReceiveMessage");
         assert!(now.messages.unwrap_or_default().is_empty(), "delayed");
+        let started = Instant::now();
+        let later = sqs
+            .receive_message()
+            .queue_url(&url)
+            .wait_time_seconds(5)
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default();
+        assert_eq!(later.first().and_then(|m| m.body()), Some("later"));
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "delivered once the delay ended"
+        );
+    }
+
+    #[tokio::test]
+    async fn visibility_can_be_changed_and_a_queue_is_not_recreated_differently() {
+        let server = SqsServer::start().await.expect("starts");
+        let sqs = client(&server);
+        let url = queue(&sqs, "vis", &[]).await;
+        sqs.send_message()
+            .queue_url(&url)
+            .message_body("m")
+            .send()
+            .await
+            .expect("SendMessage");
+        let receive = || {
+            sqs.receive_message()
+                .queue_url(&url)
+                .visibility_timeout(600)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+        };
+        let first = receive()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default();
+        assert_eq!(first.len(), 1);
+        assert!(
+            receive()
+                .await
+                .expect("ReceiveMessage")
+                .messages
+                .unwrap_or_default()
+                .is_empty()
+        );
+        // Made visible again at once, as a function does with a message it hands back.
+        sqs.change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(first[0].receipt_handle().expect("a handle"))
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ChangeMessageVisibility");
+        let second = receive()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default();
+        assert_eq!(
+            second.first().and_then(|m| m.attributes()).and_then(|a| a
+                .get(&MessageSystemAttributeName::ApproximateReceiveCount)
+                .cloned()),
+            Some("2".to_owned())
+        );
+        // The first receive's handle no longer names the message in flight.
+        let stale = sqs
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(first[0].receipt_handle().expect("a handle"))
+            .visibility_timeout(0)
+            .send()
+            .await;
+        assert!(stale.is_err());
+        // The same name with the same attributes is the same queue; with others, refused.
+        assert_eq!(queue(&sqs, "vis", &[]).await, url);
+        let other = sqs
+            .create_queue()
+            .queue_name("vis")
+            .attributes(QueueAttributeName::VisibilityTimeout, "5")
+            .send()
+            .await;
+        assert!(other.is_err());
+        assert_eq!(
+            server.refused(),
+            ["AmazonSQS.ChangeMessageVisibility", "AmazonSQS.CreateQueue"]
+        );
     }
 
     #[tokio::test]
@@ -867,6 +981,30 @@ mod tests {
             .unwrap_or_default();
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].body(), Some("poison"));
+        // A redrive policy naming a queue that does not exist moves nothing: nothing is lost.
+        let missing = json!({"deadLetterTargetArn": "arn:aws:sqs:us-east-1:000000000000:gone", "maxReceiveCount": 1});
+        let orphan = queue(
+            &sqs,
+            "orphan",
+            &[(QueueAttributeName::RedrivePolicy, missing.to_string())],
+        )
+        .await;
+        sqs.send_message()
+            .queue_url(&orphan)
+            .message_body("kept")
+            .send()
+            .await
+            .expect("SendMessage");
+        for _ in 0..3 {
+            let got = sqs
+                .receive_message()
+                .queue_url(&orphan)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("ReceiveMessage");
+            assert_eq!(got.messages.unwrap_or_default().len(), 1, "still delivered");
+        }
         // Requests beyond the API's limits are refused, and FIFO queues are not served.
         let eleven = sqs
             .receive_message()
