@@ -30,13 +30,21 @@ const REGION: &str = "cn-hangzhou";
 static PANICS: AtomicUsize = AtomicUsize::new(0);
 static LAST_PANIC: Mutex<String> = Mutex::new(String::new());
 
-/// Counts every panic in the process (the emulator's tasks catch their own, so they would
-/// otherwise go unseen), then reports it as before.
+/// The name of the emulator runtime's threads, whose panics are counted.
+const THREAD_NAME: &str = "fuzz-emulator";
+
+/// Counts every panic on the emulator runtime's threads (the emulator's tasks catch their own,
+/// so they would otherwise go unseen), then reports it as before. Panics on other threads, such
+/// as another test's in the same process, are not the emulator's.
 fn count_panics() {
     static HOOK: OnceLock<()> = OnceLock::new();
     HOOK.get_or_init(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
+            if std::thread::current().name() != Some(THREAD_NAME) {
+                previous(info);
+                return;
+            }
             PANICS.fetch_add(1, Ordering::SeqCst);
             if let Ok(mut last) = LAST_PANIC.lock() {
                 *last = info.to_string();
@@ -62,6 +70,7 @@ impl EmulatorTarget {
         count_panics();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .thread_name(THREAD_NAME)
             .enable_all()
             .build()
             .expect("a runtime");
