@@ -142,13 +142,18 @@ pub(crate) fn message_id(n: usize) -> String {
     format!("00000000-0000-4000-8000-{n:012x}")
 }
 
-async fn handle(State(state): State<Arc<StubState>>, headers: HeaderMap, body: Bytes) -> Response {
+/// A JSON-protocol request's operation (`X-Amz-Target`) and body (`null` when not JSON).
+pub(crate) fn json_request(headers: &HeaderMap, body: &[u8]) -> (String, Value) {
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    (target, serde_json::from_slice(body).unwrap_or(Value::Null))
+}
+
+async fn handle(State(state): State<Arc<StubState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (target, request) = json_request(&headers, &body);
     let answer = match target.as_str() {
         t if t.ends_with(".GetSecretValue") => Ok(json!({
             "ARN": "arn:aws:secretsmanager:us-east-1:000000000000:secret:testkit",

@@ -29,8 +29,8 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use crate::aws_stub::{
-    Refusal, batch_entries, batch_messages, client_error, is_sqs_name, json_response, md5_hex,
-    message_body, message_id, queue_url,
+    Refusal, batch_entries, batch_messages, client_error, is_sqs_name, json_request, json_response,
+    md5_hex, message_body, message_id, queue_url,
 };
 
 /// The account ID in queue URLs and ARNs.
@@ -196,12 +196,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let target = headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let (target, request) = json_request(&headers, &body);
     let answer = match target.strip_prefix("AmazonSQS.").unwrap_or_default() {
         "ReceiveMessage" => receive_message(&state, &request).await,
         operation => serve(&state, operation, &request),
