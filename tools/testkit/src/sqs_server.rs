@@ -935,6 +935,30 @@ mod tests {
         );
     }
 
+    async fn send(sqs: &aws_sdk_sqs::Client, url: &str, body: &str) {
+        sqs.send_message()
+            .queue_url(url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("SendMessage");
+    }
+
+    /// One message at most, visible again at once (visibility timeout 0).
+    async fn receive_visible_again(
+        sqs: &aws_sdk_sqs::Client,
+        url: &str,
+    ) -> Vec<aws_sdk_sqs::types::Message> {
+        sqs.receive_message()
+            .queue_url(url)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("ReceiveMessage")
+            .messages
+            .unwrap_or_default()
+    }
+
     #[tokio::test]
     async fn the_redrive_policy_moves_a_message_to_the_dead_letter_queue() {
         let server = SqsServer::start().await.expect("starts");
@@ -943,37 +967,12 @@ mod tests {
         let dlq_arn = attribute(&sqs, &dlq, QueueAttributeName::QueueArn).await;
         let policy = json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}).to_string();
         let url = queue(&sqs, "main", &[(QueueAttributeName::RedrivePolicy, policy)]).await;
-        sqs.send_message()
-            .queue_url(&url)
-            .message_body("poison")
-            .send()
-            .await
-            .expect("SendMessage");
+        send(&sqs, &url, "poison").await;
         for _ in 0..2 {
-            let got = sqs
-                .receive_message()
-                .queue_url(&url)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .expect("ReceiveMessage");
-            assert_eq!(got.messages.unwrap_or_default().len(), 1);
+            assert_eq!(receive_visible_again(&sqs, &url).await.len(), 1);
         }
-        let third = sqs
-            .receive_message()
-            .queue_url(&url)
-            .send()
-            .await
-            .expect("ReceiveMessage");
-        assert!(third.messages.unwrap_or_default().is_empty());
-        let dead = sqs
-            .receive_message()
-            .queue_url(&dlq)
-            .send()
-            .await
-            .expect("ReceiveMessage")
-            .messages
-            .unwrap_or_default();
+        assert!(receive_visible_again(&sqs, &url).await.is_empty());
+        let dead = receive_visible_again(&sqs, &dlq).await;
         assert_eq!(dead.len(), 1);
         assert_eq!(dead[0].body(), Some("poison"));
         // A redrive policy naming a queue that does not exist moves nothing: nothing is lost.
@@ -984,21 +983,10 @@ mod tests {
             &[(QueueAttributeName::RedrivePolicy, missing.to_string())],
         )
         .await;
-        sqs.send_message()
-            .queue_url(&orphan)
-            .message_body("kept")
-            .send()
-            .await
-            .expect("SendMessage");
+        send(&sqs, &orphan, "kept").await;
         for _ in 0..3 {
-            let got = sqs
-                .receive_message()
-                .queue_url(&orphan)
-                .visibility_timeout(0)
-                .send()
-                .await
-                .expect("ReceiveMessage");
-            assert_eq!(got.messages.unwrap_or_default().len(), 1, "still delivered");
+            let got = receive_visible_again(&sqs, &orphan).await;
+            assert_eq!(got.len(), 1, "still delivered");
         }
         // Requests beyond the API's limits are refused, and FIFO queues are not served.
         let eleven = sqs
