@@ -95,6 +95,7 @@ pub(crate) async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                state.count(|s| s.connections += 1);
                 let control = Arc::new(ConnControl::default());
                 let io = TokioIo::new(ControlledStream { inner: stream, control: control.clone() });
                 let state = state.clone();

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 pub struct Stats {
     /// Requests per operation name (`GetObject`, `PutObject`, …), including failed ones.
     pub requests: BTreeMap<String, u64>,
+    /// TCP connections accepted: with keep-alive, far fewer than requests.
+    #[serde(default)]
+    pub connections: u64,
     /// Request body bytes received.
     pub bytes_in: u64,
     /// Response body bytes sent (object data and XML).

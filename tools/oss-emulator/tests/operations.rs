@@ -682,3 +682,29 @@ async fn direct_helpers_bypass_http() {
     assert_eq!(data.as_ref(), b"seed");
     assert_eq!(emulator.stats().total_requests(), 1);
 }
+
+#[tokio::test]
+async fn stats_count_connections_apart_from_requests() {
+    let emulator = start().await;
+    let mut client = Client::new(&emulator);
+    // One keep-alive client: every request after the first reuses its connection.
+    for i in 0..5 {
+        client.put(&format!("k{i}"), "x").await;
+    }
+    let stats = emulator.stats();
+    assert_eq!(stats.count("PutObject"), 5);
+    assert_eq!(stats.connections, 1);
+    // A client that keeps no idle connection opens one per request.
+    client.http = reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("client");
+    for i in 0..3 {
+        client.get(&format!("k{i}")).await;
+    }
+    let stats = emulator.stats();
+    assert_eq!(stats.count("GetObject"), 3);
+    assert_eq!(stats.connections, 4);
+    emulator.reset_stats();
+    assert_eq!(emulator.stats().connections, 0);
+}

@@ -5,6 +5,7 @@
 //! rate, so that a test sees how a client copes without a fault-injecting S3 server.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
@@ -93,6 +95,7 @@ struct ProxyState {
 pub struct S3Proxy {
     port: u16,
     counts: Counts,
+    connections: Arc<AtomicU64>,
     faults: Arc<Mutex<Vec<S3FaultRule>>>,
     server: tokio::task::JoinHandle<()>,
 }
@@ -111,6 +114,11 @@ impl S3Proxy {
         let router = Router::new().fallback(forward).with_state(state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
+        let connections = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::clone(&connections);
+        let listener = listener.tap_io(move |_| {
+            accepted.fetch_add(1, Ordering::Relaxed);
+        });
         let server = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 eprintln!("testkit: S3 proxy stopped: {e}");
@@ -119,6 +127,7 @@ impl S3Proxy {
         Ok(Self {
             port,
             counts,
+            connections,
             faults,
             server,
         })
@@ -132,6 +141,12 @@ impl S3Proxy {
     /// The counts so far, and resets them.
     pub fn take(&self) -> BTreeMap<String, u64> {
         std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The TCP connections clients opened to the proxy so far (with keep-alive, far fewer
+    /// than requests).
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// Adds a fault rule; the first matching rule applies.
@@ -280,10 +295,16 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         Ok(body) => body,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    let headers: axum::http::HeaderMap = parts
+        .headers
+        .iter()
+        .filter(|(name, _)| !is_hop_by_hop(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
     let upstream = state
         .http
         .request(parts.method, format!("{}{path_and_query}", state.upstream))
-        .headers(parts.headers)
+        .headers(headers)
         .body(body)
         .send()
         .await;
@@ -292,7 +313,9 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         Ok(response) => {
             let mut builder = Response::builder().status(response.status());
             for (name, value) in response.headers() {
-                builder = builder.header(name, value);
+                if !is_hop_by_hop(name) {
+                    builder = builder.header(name, value);
+                }
             }
             let stream = response.bytes_stream().map_err(std::io::Error::other);
             let body = match (truncate, corrupt) {
@@ -306,6 +329,25 @@ async fn forward(State(state): State<ProxyState>, request: Request) -> Response 
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }
+}
+
+/// Whether `name` is a hop-by-hop header (RFC 9110, section 7.6.1), which describes one
+/// connection and must not be forwarded: passing on the upstream's `Connection: close` would
+/// close the client's kept-alive connection after every answer.
+fn is_hop_by_hop(name: &axum::http::HeaderName) -> bool {
+    use axum::http::header;
+    [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+    ]
+    .contains(name)
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 /// `stream` with every bit flipped in each byte whose offset is a multiple of `every`.
@@ -377,5 +419,44 @@ mod tests {
             "ListObjects"
         );
         assert_eq!(s3_operation("PUT", "/b/k", "", false), "PutObject");
+    }
+
+    #[tokio::test]
+    async fn counts_connections_apart_from_requests() {
+        // An upstream that answers every request with an empty 200 and closes its connection,
+        // as moto's server does: that must not close the client's connection to the proxy.
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let upstream_url = format!("http://{}", upstream.local_addr().expect("address"));
+        let server = tokio::spawn(async move {
+            let router = Router::new().fallback(|| async {
+                (StatusCode::OK, [(axum::http::header::CONNECTION, "close")])
+            });
+            let _ = axum::serve(upstream, router).await;
+        });
+        let proxy = S3Proxy::start(&upstream_url).await.expect("proxy");
+        let get = |http: reqwest::Client, key: &'static str| {
+            let url = format!("{}/b/{key}", proxy.url());
+            async move {
+                let status = http.get(url).send().await.expect("answered").status();
+                assert_eq!(status, 200);
+            }
+        };
+        let keep_alive = reqwest::Client::new();
+        for key in ["a", "b", "c"] {
+            get(keep_alive.clone(), key).await;
+        }
+        assert_eq!(proxy.connections(), 1);
+        let no_pool = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .build()
+            .expect("client");
+        for key in ["d", "e"] {
+            get(no_pool.clone(), key).await;
+        }
+        assert_eq!(proxy.connections(), 3);
+        assert_eq!(proxy.take().get("GetObject"), Some(&5));
+        server.abort();
     }
 }
