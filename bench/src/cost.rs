@@ -116,7 +116,7 @@ impl Default for Deployment {
         Self {
             // MemorySize 1024 MB, billed as 1 GB.
             lambda_gb: 1.0,
-            batch_size: 10.0,
+            batch_size: replicator::BatchSettings::RECOMMENDED_BATCH_SIZE as f64,
             fc_vcpu: 0.1,
             fc_gb: 128.0 / 1024.0,
             fc_instance_concurrency: 20.0,
@@ -299,8 +299,10 @@ fn price_object(
         }
     });
     // The forwarder's send(s), then the event source mapping's ReceiveMessage and
-    // DeleteMessageBatch, one each per batch. A task is far below SQS's 64 KB billing unit.
-    let sqs = (measured.sends_per_event + 2.0 / deployment.batch_size) * prices.sqs_request;
+    // DeleteMessageBatch, each for at most 10 messages (SQS's limit per call), however large
+    // the batch. A task is far below SQS's 64 KB billing unit.
+    let per_call = deployment.batch_size.min(10.0);
+    let sqs = (measured.sends_per_event + 2.0 / per_call) * prices.sqs_request;
     let lambda = prices.lambda_request / deployment.batch_size
         + deployment.lambda_gb * lambda_seconds * prices.lambda_gb_second;
     // FC bills an instance's active time once for all the invocations it serves at once; a busy
@@ -655,15 +657,16 @@ mod tests {
         };
         let model = Model::compute(&prices, &Deployment::default(), &measured);
         // Worked out by hand, per object:
-        // S3: one PUT at $1 per 1,000. SQS: 1 send + 2/10 for receive and delete, at $1 per
-        // million. Lambda: 1/10 of a $1-per-million request + 1 GB × 1/100 s × $1.
+        // S3: one PUT at $1 per 1,000. SQS: 1 send + 2/10 for receive and delete (10 messages a
+        // call), at $1 per million. Lambda: 1/100 of a $1-per-million request (a batch of 100)
+        // + 1 GB × 1/100 s × $1.
         // FC: CNY 10 per million × 0.1, plus (0.001 s / 0.1 vCPU + 0.15 s) / 20 of an instance
         // at 0.1 vCPU × CNY 0.1 + 0.125 GB × CNY 0.1 (USD 0.0225 a second).
         // OSS: one GET at CNY 1 per 10,000 × 0.1. Transfer: 10,000 bytes at CNY 10 × 0.1 per GB.
         let expected = [
             ("S3 requests", 1e-3),
             ("SQS", 1.2e-6),
-            ("Lambda", 1e-7 + 0.01),
+            ("Lambda", 1e-8 + 0.01),
             ("Function Compute", 1e-6 + 0.008 * 0.0225),
             ("OSS requests", 1e-5),
             ("Data transfer", 1e-5),
@@ -672,7 +675,7 @@ mod tests {
             assert_eq!(*name, want_name);
             assert!((got - want).abs() < 1e-12, "{name}: {got} vs {want}");
         }
-        assert!((model.floor_ratio() - 0.011_192_3 / 1e-3).abs() < 1e-6);
+        assert!((model.floor_ratio() - 0.011_192_21 / 1e-3).abs() < 1e-6);
     }
 
     #[test]
@@ -697,7 +700,7 @@ mod tests {
                 ..measured()
             },
         );
-        let gb_s = |m: &Model| line(m, "Lambda") - prices.lambda_request / 10.0;
+        let gb_s = |m: &Model| line(m, "Lambda") - prices.lambda_request / deployment.batch_size;
         assert!((gb_s(&slower) / gb_s(&base) - 2.0).abs() < 1e-9);
         assert!((line(&slower, "S3 requests") - line(&base, "S3 requests")).abs() < 1e-18);
         // A second send per event adds one SQS request per object.

@@ -378,11 +378,9 @@ impl Stack {
         Ok((count, bytes))
     }
 
-    /// The emulator's request counts per operation (`GET /_emulator/stats`).
-    pub(crate) async fn oss_requests(
-        &self,
-    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
-        let stats: serde_json::Value = self
+    /// The emulator's counters (`GET /_emulator/stats`).
+    async fn oss_stats(&self) -> anyhow::Result<serde_json::Value> {
+        Ok(self
             .http
             .get(format!("{}/_emulator/stats", self.oss_endpoint))
             .send()
@@ -390,11 +388,26 @@ impl Stack {
             .error_for_status()?
             .bytes()
             .await
-            .map(|b| serde_json::from_slice(&b))??;
+            .map(|b| serde_json::from_slice(&b))??)
+    }
+
+    /// The emulator's request counts per operation.
+    pub(crate) async fn oss_requests(
+        &self,
+    ) -> anyhow::Result<serde_json::Map<String, serde_json::Value>> {
+        let stats = self.oss_stats().await?;
         match stats.get("requests") {
             Some(serde_json::Value::Object(map)) => Ok(map.clone()),
             _ => bail!("emulator stats without requests: {stats}"),
         }
+    }
+
+    /// The TCP connections the emulator has accepted since its counters were last reset.
+    pub(crate) async fn oss_connections(&self) -> anyhow::Result<u64> {
+        let stats = self.oss_stats().await?;
+        stats["connections"]
+            .as_u64()
+            .with_context(|| format!("emulator stats without connections: {stats}"))
     }
 
     /// Delays every OSS request by `ms` (an emulator fault rule), or stops delaying (`None`).

@@ -828,3 +828,26 @@ def test_the_replicator_may_write_job_reports_only_under_their_prefix(expanded):
         "arn:${AWS::Partition}:s3:::${DestinationBucket}/${JobReportPrefix}*",
     ]
     assert resolver.params["JobReportPrefix"] == "audit/jobs/"
+
+
+def test_batch_defaults_match_the_replicators_measured_defaults():
+    """BatchSize and MessageConcurrency default to the replicator's constants, which bench P3
+    measures; both templates agree, and a batch above 10 gets the window it requires."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    source = (ROOT / "functions" / "replicator" / "src" / "batch.rs").read_text()
+
+    def constant(name: str) -> int:
+        match = re.search(rf"pub const {name}: usize = (\d+);", source)
+        assert match, f"{name} not found in batch.rs"
+        return int(match.group(1))
+
+    for path in (TEMPLATE, ROOT / "template-s3-to-oss.yaml"):
+        parameters = yaml_parse(path.read_text())["Parameters"]
+        batch = int(parameters["BatchSize"]["Default"])
+        assert batch == constant("RECOMMENDED_BATCH_SIZE"), path.name
+        assert int(parameters["MessageConcurrency"]["Default"]) == constant(
+            "DEFAULT_MESSAGE_CONCURRENCY"
+        ), path.name
+        if batch > 10:
+            assert int(parameters["MaximumBatchingWindowInSeconds"]["Default"]) >= 1, path.name

@@ -527,7 +527,7 @@ mod tests {
         let restore = c.copy.restore.unwrap();
         assert_eq!((restore.days, restore.tier), (1, RestoreTier::Standard));
         assert_eq!(restore.retry_after, Duration::from_mins(5));
-        assert_eq!(c.batch.message_concurrency, 10);
+        assert_eq!(c.batch.message_concurrency, 100);
         assert_eq!(c.batch.legacy_bucket.as_deref(), Some("src"));
         assert_eq!(c.copy.source_buckets, ["src"]);
         assert_eq!(c.copy.memory_budget, 512 * MIB);
