@@ -581,20 +581,27 @@ async fn corrupt_reads_from_s3_and_corrupt_stores_in_oss_leave_nothing_wrong() {
         },
     )
     .await;
-    // Every multipart upload the corrupt reads started in OSS was aborted: none is left.
+    // Every multipart upload the corrupt reads started in OSS was aborted: none is left once
+    // the copies in flight (a redelivery may still be finishing its own) have settled.
     let stats = stack.emulator_stats().await.expect("stats");
     assert!(
         stats["requests"]["AbortMultipartUpload"].as_u64() >= Some(1),
         "{stats}"
     );
     let oss_bucket = stack.config().oss_bucket.clone();
-    assert_eq!(
-        stack
-            .emulator_pending_uploads(&oss_bucket)
-            .await
-            .expect("uploads"),
-        0
-    );
+    common::wait_for(
+        &stack,
+        "no multipart upload left in OSS",
+        Duration::from_secs(60),
+        || async {
+            stack
+                .emulator_pending_uploads(&oss_bucket)
+                .await
+                .expect("uploads")
+                == 0
+        },
+    )
+    .await;
 
     // The other leg: OSS reports a CRC-64 for a part, and then for a completed object, that is
     // not the CRC-64 of the bytes sent (as if it stored them corrupted). The part is sent
