@@ -270,7 +270,7 @@ fn cpu_sum(run: &Run) -> String {
     let total = client + emulator + sink.unwrap_or(0.0);
     match sink {
         Some(sink) => format!("{client:.2} + {emulator:.2} + {sink:.2} = {total:.2}"),
-        None => format!("{client:.2} + {emulator:.2} + (S3 in-process) = {total:.2}"),
+        None => format!("{client:.2} + {emulator:.2} + (S3 server not measured) = {total:.2}"),
     }
 }
 
