@@ -146,12 +146,10 @@ async fn small_through_function(
         .zip(&etags)
         .map(|(key, etag)| event_body(key, plan.small_size, etag))
         .collect();
-    // Connections count from before the start: the function opens them as it copies.
-    let connections = stack.oss_connections().await?;
+    // Started, the function has not yet spoken to OSS: it connects as it copies.
     let function = start_function(args, stack, &env, "replicator-small.log").await?;
     let (cpu0, _) = function.usage()?;
-    let mut servers = Servers::start(stack).await?;
-    servers.connections = connections;
+    let servers = Servers::start(stack).await?;
     for batch in bodies.chunks(shape.batch) {
         function.replicate(batch).await?;
     }
