@@ -592,7 +592,7 @@ async fn corrupt_reads_from_s3_and_corrupt_stores_in_oss_leave_nothing_wrong() {
     common::wait_for(
         &stack,
         "no multipart upload left in OSS",
-        Duration::from_secs(60),
+        Duration::from_mins(1),
         || async {
             stack
                 .emulator_pending_uploads(&oss_bucket)
