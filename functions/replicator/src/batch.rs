@@ -262,6 +262,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             .flat_map(futures::stream::iter)
             .collect()
             .await;
+        self.metrics.flush();
         tracing::info!(
             messages = event.records.len(),
             failed = failed.len(),
@@ -501,10 +502,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
 
     /// Logs and counts an outcome; sends a continuation.
     async fn finish(&self, task: &ReplicationTask, outcome: Outcome, ms: u64) -> Disposition {
-        let record = self
-            .metrics
-            .record()
-            .property("key", task.source.key.as_str());
+        let metrics = &self.metrics;
         match outcome {
             Outcome::Copied {
                 bytes,
@@ -513,29 +511,23 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             } => {
                 tracing::Span::current().record("bytes", bytes);
                 tracing::info!(bytes, multipart, parts, ms, "copied");
-                let mut record = record
-                    .metric("ObjectsReplicated", Unit::Count, 1.0)
-                    .metric("BytesReplicated", Unit::Bytes, bytes as f64)
-                    .metric("CopyDurationMs", Unit::Milliseconds, ms as f64);
+                metrics.add("ObjectsReplicated", Unit::Count, 1.0);
+                metrics.add("BytesReplicated", Unit::Bytes, bytes as f64);
+                metrics.sample("CopyDurationMs", Unit::Milliseconds, ms as f64);
                 if let Some(latency) = replication_latency_ms(task) {
-                    record = record.metric("ReplicationLatencyMs", Unit::Milliseconds, latency);
+                    metrics.sample("ReplicationLatencyMs", Unit::Milliseconds, latency);
                 }
-                self.metrics.emit(&record);
                 Disposition::Done
             }
             Outcome::Skipped(reason) => {
                 tracing::info!(reason = reason.as_str(), ms, "skipped");
-                self.metrics.emit(
-                    &record
-                        .metric("ObjectsSkipped", Unit::Count, 1.0)
-                        .property("Reason", reason.as_str()),
-                );
+                metrics.add("ObjectsSkipped", Unit::Count, 1.0);
+                metrics.count_label("SkippedReasons", reason.as_str());
                 Disposition::Done
             }
             Outcome::Deleted => {
                 tracing::info!(ms, "deleted from the destination");
-                self.metrics
-                    .emit(&record.metric("ObjectsDeleted", Unit::Count, 1.0));
+                metrics.add("ObjectsDeleted", Unit::Count, 1.0);
                 Disposition::Done
             }
             Outcome::Continue { task: next, delay } => self.continue_later(&next, delay, ms).await,
@@ -609,11 +601,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         Some(match self.queues.send_tasks(&[deferred], wait).await {
             Ok(()) => {
                 tracing::info!(due_in_s = wait.as_secs(), "delete deferred");
-                self.metrics.emit(&self.metrics.record().metric(
-                    "DeletesDeferred",
-                    Unit::Count,
-                    1.0,
-                ));
+                self.metrics.add("DeletesDeferred", Unit::Count, 1.0);
                 Disposition::Done
             }
             Err(reason) => {
@@ -642,12 +630,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
         {
             Ok(()) => {
                 tracing::info!(ms, delay_s = delay.as_secs(), "continuation enqueued");
-                self.metrics.emit(
-                    &self
-                        .metrics
-                        .record()
-                        .metric("Continuations", Unit::Count, 1.0),
-                );
+                self.metrics.add("Continuations", Unit::Count, 1.0);
                 Disposition::Done
             }
             Err(reason) => {
@@ -713,8 +696,7 @@ impl<R: TaskReplicator> BatchProcessor<R> {
             Disposition::Requeue { reason } => match self.queues.requeue(message).await {
                 Ok(()) => {
                     tracing::info!(%reason, "re-enqueued to run in a later invocation");
-                    self.metrics
-                        .emit(&self.metrics.record().metric("Requeued", Unit::Count, 1.0));
+                    self.metrics.add("Requeued", Unit::Count, 1.0);
                     false
                 }
                 Err(error) => {

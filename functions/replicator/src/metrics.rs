@@ -1,16 +1,25 @@
 //! Replication metrics as CloudWatch Embedded Metric Format (EMF) lines.
 //!
-//! Each processed message becomes one JSON line on stdout; CloudWatch Logs extracts the metrics
-//! from it (no PutMetricData calls, no added latency). The document shape follows the EMF
-//! specification: a root object with an `_aws` member holding `Timestamp` (epoch milliseconds)
-//! and `CloudWatchMetrics` (namespace, dimension sets, metric names and units), with every
-//! metric value and dimension value as a root member.
+//! CloudWatch Logs extracts the metrics from JSON lines on stdout (no PutMetricData calls, no
+//! added latency). The document shape follows the EMF specification: a root object with an
+//! `_aws` member holding `Timestamp` (epoch milliseconds) and `CloudWatchMetrics` (namespace,
+//! dimension sets, metric names and units), with every metric value and dimension value as a
+//! root member; a value is a number or an array of at most 100 numbers.
+//!
+//! Per-object outcomes are tallied and written once per invocation by [`Metrics::flush`]
+//! (sooner when 100 samples are waiting): counts and bytes as sums, durations as arrays of the
+//! individual values, so CloudWatch's sums and percentiles are those of one line per object at
+//! a fraction of the log volume and CPU. The object-level detail (key, reason, bytes, ms) is
+//! in the function's log lines. Failures are written at once, one line each, with their
+//! message ID.
 //!
 //! Metrics (all with the dimension `FunctionName`):
-//! - `ObjectsReplicated` (Count), `BytesReplicated` (Bytes), `CopyDurationMs` (Milliseconds),
-//!   `ReplicationLatencyMs` (Milliseconds, now minus the task's event time, when known);
-//! - `ObjectsSkipped` (Count), `ObjectsDeleted` (Count), `DeletesDeferred` (Count),
-//!   `Continuations` (Count), `Requeued` (Count);
+//! - `ObjectsReplicated` (Count), `BytesReplicated` (Bytes), `CopyDurationMs` (Milliseconds,
+//!   one value per object), `ReplicationLatencyMs` (Milliseconds, now minus the task's event
+//!   time, when known; one value per object);
+//! - `ObjectsSkipped` (Count, with a `SkippedReasons` property counting them by reason),
+//!   `ObjectsDeleted` (Count), `DeletesDeferred` (Count), `Continuations` (Count),
+//!   `Requeued` (Count);
 //! - `Failures` (Count), twice: by `FunctionName` and `Kind`, and by `FunctionName` alone (the
 //!   series the failure alarm watches).
 //!
@@ -20,12 +29,16 @@
 //! level the function keeps (`AWS_LAMBDA_LOG_LEVEL`, INFO when unset), so metrics survive every
 //! allowed log level.
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Map, Value, json};
 
 /// The default CloudWatch namespace.
 pub const DEFAULT_NAMESPACE: &str = "oss2s3";
+
+/// The most values EMF accepts for one metric in one document.
+pub const MAX_VALUES_PER_METRIC: usize = 100;
 
 /// A CloudWatch unit, as EMF spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +78,7 @@ pub enum MetricsSink {
 pub struct MetricsRecord {
     dimensions: Vec<(String, String)>,
     rollup: bool,
-    metrics: Vec<(&'static str, Unit, f64)>,
+    metrics: Vec<(&'static str, Unit, Value)>,
     properties: Map<String, Value>,
 }
 
@@ -73,7 +86,15 @@ impl MetricsRecord {
     /// Adds a metric value.
     #[must_use]
     pub fn metric(mut self, name: &'static str, unit: Unit, value: f64) -> Self {
-        self.metrics.push((name, unit, value));
+        self.metrics.push((name, unit, json!(value)));
+        self
+    }
+
+    /// Adds a metric with several values (at most [`MAX_VALUES_PER_METRIC`]), each counted
+    /// as one sample.
+    #[must_use]
+    pub fn metric_values(mut self, name: &'static str, unit: Unit, values: &[f64]) -> Self {
+        self.metrics.push((name, unit, json!(values)));
         self
     }
 
@@ -106,7 +127,7 @@ impl MetricsRecord {
             root.insert(name.clone(), Value::String(value.clone()));
         }
         for (name, _, value) in &self.metrics {
-            root.insert((*name).to_owned(), json!(value));
+            root.insert((*name).to_owned(), value.clone());
         }
         let dimension_names: Vec<&str> = self.dimensions.iter().map(|(n, _)| n.as_str()).collect();
         let mut dimension_sets = vec![dimension_names.clone()];
@@ -140,6 +161,30 @@ pub struct Metrics {
     function_name: String,
     level: String,
     sink: MetricsSink,
+    tally: Arc<Mutex<Tally>>,
+}
+
+/// What [`Metrics::flush`] writes next.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Summed metrics, in the order first seen.
+    sums: Vec<(&'static str, Unit, f64)>,
+    /// Metrics kept value by value, in the order first seen.
+    samples: Vec<(&'static str, Unit, Vec<f64>)>,
+    /// Counters written as properties: name → label → count.
+    labels: BTreeMap<&'static str, BTreeMap<String, u64>>,
+}
+
+impl Tally {
+    fn is_empty(&self) -> bool {
+        self.sums.is_empty() && self.samples.is_empty()
+    }
+
+    fn full(&self) -> bool {
+        self.samples
+            .iter()
+            .any(|(_, _, values)| values.len() >= MAX_VALUES_PER_METRIC)
+    }
 }
 
 impl Metrics {
@@ -155,6 +200,7 @@ impl Metrics {
             function_name: function_name.into(),
             level: "INFO".to_owned(),
             sink,
+            tally: Arc::default(),
         }
     }
 
@@ -174,6 +220,84 @@ impl Metrics {
             metrics: Vec::new(),
             properties: Map::new(),
         }
+    }
+
+    /// Adds `value` to the summed metric `name`, written by the next [`Self::flush`].
+    pub fn add(&self, name: &'static str, unit: Unit, value: f64) {
+        let mut tally = self.lock();
+        match tally.sums.iter_mut().find(|(n, _, _)| *n == name) {
+            Some((_, _, sum)) => *sum += value,
+            None => tally.sums.push((name, unit, value)),
+        }
+    }
+
+    /// Keeps `value` as one sample of `name` (for percentiles); flushes once a metric holds
+    /// [`MAX_VALUES_PER_METRIC`] samples.
+    pub fn sample(&self, name: &'static str, unit: Unit, value: f64) {
+        let full = {
+            let mut tally = self.lock();
+            match tally.samples.iter_mut().find(|(n, _, _)| *n == name) {
+                Some((_, _, values)) => values.push(value),
+                None => tally.samples.push((name, unit, vec![value])),
+            }
+            tally.full()
+        };
+        if full {
+            self.flush();
+        }
+    }
+
+    /// Counts one `label` under the property `name` (such as a skip's reason), written with
+    /// the next [`Self::flush`] as `{"name": {"label": count}}`.
+    pub fn count_label(&self, name: &'static str, label: &str) {
+        let mut tally = self.lock();
+        let counts = tally.labels.entry(name).or_default();
+        match counts.get_mut(label) {
+            Some(count) => *count += 1,
+            None => {
+                counts.insert(label.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Writes what [`Self::add`], [`Self::sample`] and [`Self::count_label`] gathered since
+    /// the last flush: sums and labels in the first line, samples 100 per metric and line.
+    pub fn flush(&self) {
+        let tally = std::mem::take(&mut *self.lock());
+        if tally.is_empty() {
+            return;
+        }
+        let mut record = self.record();
+        for (name, unit, sum) in &tally.sums {
+            record = record.metric(name, *unit, *sum);
+        }
+        for (name, counts) in tally.labels {
+            record = record.property(name, json!(counts));
+        }
+        let mut chunk = 0;
+        loop {
+            let start = chunk * MAX_VALUES_PER_METRIC;
+            let mut any = false;
+            for (name, unit, values) in &tally.samples {
+                if let Some(values) = values.get(start..)
+                    && !values.is_empty()
+                {
+                    let end = values.len().min(MAX_VALUES_PER_METRIC);
+                    record = record.metric_values(name, *unit, &values[..end]);
+                    any = true;
+                }
+            }
+            if !any && chunk > 0 {
+                break;
+            }
+            self.emit(&record);
+            record = self.record();
+            chunk += 1;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tally> {
+        self.tally.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Writes `record` as one line, unless it holds no metric.
@@ -249,6 +373,104 @@ mod tests {
             json!([["FunctionName"]]),
             "no roll-up unless asked"
         );
+    }
+
+    fn documents(lines: &Mutex<Vec<String>>) -> Vec<Value> {
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn a_flush_writes_sums_labels_and_samples_in_one_line() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Metrics::new("ns", "fn", MetricsSink::Memory(lines.clone()));
+        for (bytes, ms) in [(10.0, 3.0), (20.0, 5.0), (30.0, 4.0)] {
+            metrics.add("ObjectsReplicated", Unit::Count, 1.0);
+            metrics.add("BytesReplicated", Unit::Bytes, bytes);
+            metrics.sample("CopyDurationMs", Unit::Milliseconds, ms);
+        }
+        metrics.count_label("SkippedReasons", "unchanged");
+        metrics.count_label("SkippedReasons", "unchanged");
+        metrics.count_label("SkippedReasons", "source gone");
+        metrics.add("ObjectsSkipped", Unit::Count, 3.0);
+        assert!(lines.lock().unwrap().is_empty(), "nothing before the flush");
+        metrics.flush();
+        let docs = documents(&lines);
+        assert_eq!(docs.len(), 1);
+        let doc = &docs[0];
+        assert_eq!(doc["ObjectsReplicated"], 3.0);
+        assert_eq!(doc["BytesReplicated"], 60.0);
+        assert_eq!(doc["ObjectsSkipped"], 3.0);
+        assert_eq!(doc["CopyDurationMs"], json!([3.0, 5.0, 4.0]));
+        assert_eq!(
+            doc["SkippedReasons"],
+            json!({"unchanged": 2, "source gone": 1})
+        );
+        let declared: Vec<&str> = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            declared,
+            [
+                "ObjectsReplicated",
+                "BytesReplicated",
+                "ObjectsSkipped",
+                "CopyDurationMs"
+            ]
+        );
+        metrics.flush();
+        assert_eq!(
+            documents(&lines).len(),
+            1,
+            "a second flush has nothing to write"
+        );
+    }
+
+    #[test]
+    fn samples_are_written_at_most_100_per_metric_and_line() {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let metrics = Metrics::new("ns", "fn", MetricsSink::Memory(lines.clone()));
+        for i in 0..99 {
+            metrics.sample("CopyDurationMs", Unit::Milliseconds, f64::from(i));
+            metrics.sample("ReplicationLatencyMs", Unit::Milliseconds, 1.0);
+        }
+        metrics.sample("ReplicationLatencyMs", Unit::Milliseconds, 1.0);
+        let docs = documents(&lines);
+        assert_eq!(docs.len(), 1, "the 100th sample flushes");
+        assert_eq!(
+            docs[0]["ReplicationLatencyMs"].as_array().unwrap().len(),
+            100
+        );
+        assert_eq!(docs[0]["CopyDurationMs"].as_array().unwrap().len(), 99);
+        for _ in 0..250 {
+            metrics.add("ObjectsReplicated", Unit::Count, 1.0);
+        }
+        metrics.flush();
+        assert_eq!(documents(&lines)[1]["ObjectsReplicated"], 250.0);
+
+        // A tally that outgrew one line (values added while another thread flushed cannot
+        // exceed it by much, but the split must hold for any number).
+        let big = Metrics::new("ns", "fn", MetricsSink::Memory(lines.clone()));
+        big.lock().samples.push((
+            "CopyDurationMs",
+            Unit::Milliseconds,
+            (0..250).map(f64::from).collect(),
+        ));
+        big.flush();
+        let docs = documents(&lines);
+        let sizes: Vec<usize> = docs[2..]
+            .iter()
+            .map(|d| d["CopyDurationMs"].as_array().unwrap().len())
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert_eq!(docs[4]["CopyDurationMs"][49], 249.0);
     }
 
     #[test]

@@ -212,7 +212,10 @@ async fn function_answers_an_sqs_event_with_batch_item_failures() {
             .any(|d| d["ObjectsReplicated"] == 1.0 && d["FunctionName"] == "replicator"),
         "{output}"
     );
-    assert!(emf.iter().any(|d| d["Reason"] == "SourceGone"), "{output}");
+    assert!(
+        emf.iter().any(|d| d["SkippedReasons"]["SourceGone"] == 2),
+        "the legacy and the event message were skipped, their source gone: {output}"
+    );
     assert!(
         lines.iter().any(|l| l["fields"]["message"] == "copied"),
         "JSON logs: {output}"

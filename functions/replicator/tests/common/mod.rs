@@ -286,3 +286,20 @@ pub fn attribute(message: &aws_sdk_sqs::types::Message, name: &str) -> String {
 pub fn with_metric<'a>(docs: &'a [Value], metric: &str) -> Vec<&'a Value> {
     docs.iter().filter(|d| d.get(metric).is_some()).collect()
 }
+
+/// Every value of `metric` in `docs`: numbers as they are, arrays (EMF's several values of
+/// one metric) element by element.
+pub fn metric_values(docs: &[Value], metric: &str) -> Vec<f64> {
+    docs.iter()
+        .filter_map(|d| d.get(metric))
+        .flat_map(|v| match v {
+            Value::Array(values) => values.iter().filter_map(Value::as_f64).collect(),
+            other => other.as_f64().into_iter().collect::<Vec<_>>(),
+        })
+        .collect()
+}
+
+/// The sum of every value of `metric` in `docs`, as CloudWatch's `Sum` statistic sees it.
+pub fn metric_sum(docs: &[Value], metric: &str) -> f64 {
+    metric_values(docs, metric).iter().sum()
+}

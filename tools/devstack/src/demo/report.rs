@@ -27,23 +27,30 @@ pub fn function_metrics(logs: &[std::path::PathBuf]) -> FunctionMetrics {
             if doc.get("_aws").is_none() {
                 continue;
             }
-            // EMF values are JSON numbers; counts arrive as 1.0.
+            // An EMF value is a number or an array of numbers: the replicator writes counts
+            // as sums and durations one value per object.
+            let values = |name: &str| -> Vec<f64> {
+                match doc.get(name) {
+                    Some(serde_json::Value::Array(values)) => values
+                        .iter()
+                        .filter_map(serde_json::Value::as_f64)
+                        .collect(),
+                    Some(value) => value.as_f64().into_iter().collect(),
+                    None => Vec::new(),
+                }
+            };
             let n = |name: &str| {
-                doc.get(name)
-                    .and_then(serde_json::Value::as_f64)
-                    .map_or(0, |v| Duration::from_secs_f64(v.max(0.0)).as_secs())
+                let sum: f64 = values(name).iter().sum();
+                Duration::from_secs_f64(sum.max(0.0)).as_secs()
             };
             metrics.replicated += n("ObjectsReplicated");
             metrics.skipped += n("ObjectsSkipped");
             metrics.failures += n("Failures");
-            if let Some(ms) = doc
-                .get("ReplicationLatencyMs")
-                .and_then(serde_json::Value::as_f64)
-            {
-                metrics
-                    .latencies
-                    .push(Duration::from_secs_f64(ms.max(0.0) / 1000.0));
-            }
+            metrics.latencies.extend(
+                values("ReplicationLatencyMs")
+                    .into_iter()
+                    .map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0)),
+            );
         }
     }
     metrics
