@@ -68,6 +68,27 @@ impl Blob {
                     .collect();
                 Ok(stream::iter(chunks).boxed())
             }
+            Blob::File { path, .. } if len <= CHUNK as u64 => {
+                // A small range in one blocking call (open, seek, read) rather than one per
+                // step: small GETs are most of what a replication of small objects asks for.
+                let path = path.clone();
+                let chunk = tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                    use std::io::{Read as _, Seek as _};
+                    let mut file = std::fs::File::open(path)?;
+                    file.seek(io::SeekFrom::Start(start))?;
+                    let mut buf = Vec::with_capacity(transfer::size::as_usize(len));
+                    file.take(len).read_to_end(&mut buf)?;
+                    Ok(Bytes::from(buf))
+                })
+                .await
+                .map_err(io::Error::other)??;
+                let chunks = if chunk.is_empty() {
+                    vec![]
+                } else {
+                    vec![Ok(chunk)]
+                };
+                Ok(stream::iter(chunks).boxed())
+            }
             Blob::File { path, .. } => {
                 let mut file = tokio::fs::File::open(path).await?;
                 file.seek(io::SeekFrom::Start(start)).await?;

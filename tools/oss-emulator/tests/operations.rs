@@ -632,6 +632,7 @@ async fn data_dir_keeps_objects_across_restart() {
         );
         client.put("gone", "x").await;
         client.send(Req::new("DELETE", Some("gone"))).await;
+        client.put("small", "tiny body").await;
         emulator.shutdown().await;
     }
     let emulator = Emulator::start(common::config().data_dir(dir.path()))
@@ -645,8 +646,17 @@ async fn data_dir_keeps_objects_across_restart() {
     assert_eq!(header(&get, "etag"), etag);
     assert_eq!(header(&get, "x-oss-meta-k"), "v");
     assert_eq!(get.bytes().await.expect("body").as_ref(), &body[1000..2000]);
+    // Whole objects from disk: read in one step when small, streamed when large.
+    let whole = client.get("persist/ü.bin").await;
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.bytes().await.expect("body").as_ref(), &body[..]);
+    let small = client.get("small").await;
+    assert_eq!(small.bytes().await.expect("body").as_ref(), b"tiny body");
     assert_eq!(client.get("gone").await.status(), 404);
-    assert_eq!(emulator.list_keys_direct(BUCKET), vec!["persist/ü.bin"]);
+    assert_eq!(
+        emulator.list_keys_direct(BUCKET),
+        vec!["persist/ü.bin", "small"]
+    );
 }
 
 #[tokio::test]
