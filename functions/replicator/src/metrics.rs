@@ -154,7 +154,7 @@ impl MetricsRecord {
     }
 }
 
-/// Writes EMF documents for one function.
+/// Writes EMF documents for one function. Clones share one tally (see [`Metrics::flush`]).
 #[derive(Debug, Clone)]
 pub struct Metrics {
     namespace: String,
@@ -274,25 +274,22 @@ impl Metrics {
         for (name, counts) in tally.labels {
             record = record.property(name, json!(counts));
         }
-        let mut chunk = 0;
-        loop {
-            let start = chunk * MAX_VALUES_PER_METRIC;
-            let mut any = false;
+        // The first line has the sums and labels; every line one slice of each sample list.
+        let lines = tally
+            .samples
+            .iter()
+            .map(|(_, _, values)| values.len().div_ceil(MAX_VALUES_PER_METRIC))
+            .max()
+            .unwrap_or(0)
+            .max(1);
+        for line in 0..lines {
             for (name, unit, values) in &tally.samples {
-                if let Some(values) = values.get(start..)
-                    && !values.is_empty()
-                {
-                    let end = values.len().min(MAX_VALUES_PER_METRIC);
-                    record = record.metric_values(name, *unit, &values[..end]);
-                    any = true;
+                if let Some(slice) = values.chunks(MAX_VALUES_PER_METRIC).nth(line) {
+                    record = record.metric_values(name, *unit, slice);
                 }
-            }
-            if !any && chunk > 0 {
-                break;
             }
             self.emit(&record);
             record = self.record();
-            chunk += 1;
         }
     }
 

@@ -82,12 +82,7 @@ impl Blob {
                 })
                 .await
                 .map_err(io::Error::other)??;
-                let chunks = if chunk.is_empty() {
-                    vec![]
-                } else {
-                    vec![Ok(chunk)]
-                };
-                Ok(stream::iter(chunks).boxed())
+                Ok(stream::iter((!chunk.is_empty()).then_some(Ok(chunk))).boxed())
             }
             Blob::File { path, .. } => {
                 let mut file = tokio::fs::File::open(path).await?;
